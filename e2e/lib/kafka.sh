@@ -1,0 +1,87 @@
+# Apache Kafka in KRaft mode (one node: broker + controller), from Maven Central jars.
+# Sourced by e2e/env.
+# shellcheck shell=bash
+
+KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
+KAFKA_DATA=$STATE_DIR/kafka/data
+KAFKA_CONF=$STATE_DIR/kafka/server.properties
+
+provision_kafka() {
+  local stamp=$CACHE_DIR/kafka-$KAFKA_VERSION/.stamp want="kafka $KAFKA_VERSION log4j $LOG4J_VERSION"
+  stamp_ok "$stamp" "$want" && return 0
+  need java "Install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless); Kafka 4.x needs it."
+  need mvn "Install Maven (Debian: apt-get install maven); it fetches the Kafka jars from Maven Central."
+  say "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central"
+  rm -rf "$KAFKA_LIBS"; mkdir -p "$KAFKA_LIBS"
+  mvn -B -q -f "$E2E_DIR/kafka/pom.xml" dependency:copy-dependencies \
+      -Dkafka.version="$KAFKA_VERSION" -Dlog4j.version="$LOG4J_VERSION" \
+      -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >"$LOG_DIR/provision-kafka.log" 2>&1 \
+    || { tail -n 30 "$LOG_DIR/provision-kafka.log" >&2; die "mvn could not fetch Kafka $KAFKA_VERSION; read $LOG_DIR/provision-kafka.log"; }
+  echo "$want" >"$stamp"
+}
+
+kafka_java() {
+  java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$E2E_DIR/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" "$@"
+}
+
+kafka_configure() {
+  mkdir -p "$KAFKA_DATA"
+  cat >"$KAFKA_CONF" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$KAFKA_DATA
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# Short timeouts so tests see a restarted or killed member quickly.
+group.consumer.session.timeout.ms=10000
+group.consumer.min.session.timeout.ms=5000
+group.consumer.heartbeat.interval.ms=1000
+group.consumer.min.heartbeat.interval.ms=500
+transaction.abort.timed.out.transaction.cleanup.interval.ms=5000
+auto.create.topics.enable=false
+log.flush.interval.messages=9223372036854775807
+PROPS
+  if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
+    local id; id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$LOG_DIR/kafka.log" | tail -n 1)
+    kafka_java kafka.tools.StorageTool format -t "$id" -c "$KAFKA_CONF" --standalone >>"$LOG_DIR/kafka.log" 2>&1 \
+      || die "formatting Kafka storage failed; read $LOG_DIR/kafka.log"
+  fi
+}
+
+kafka_ready() {
+  local started; started=$(grep -c 'Kafka Server started' "$LOG_DIR/kafka.log" 2>/dev/null || true)
+  port_open "$KAFKA_PORT" && [ "${started:-0}" -ge "$(cat "$RUN_DIR/kafka.starts" 2>/dev/null || echo 1)" ]
+}
+
+kafka_start() {
+  provision_kafka
+  if pid_alive kafka; then return 0; fi
+  port_free "$KAFKA_PORT" kafka
+  port_free "$KAFKA_CONTROLLER_PORT" "kafka controller"
+  kafka_configure
+  # Count starts so readiness waits for this start's "started" line, not an older one.
+  local started; started=$(grep -c 'Kafka Server started' "$LOG_DIR/kafka.log" 2>/dev/null || true)
+  echo $(( ${started:-0} + 1 )) >"$RUN_DIR/kafka.starts"
+  say "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (log: $LOG_DIR/kafka.log)"
+  start_bg kafka java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$E2E_DIR/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF"
+  wait_for kafka 90 kafka_ready
+}
+
+kafka_stop() { stop_bg kafka "${1:-TERM}"; }

@@ -1,0 +1,46 @@
+//! Helpers for tests that run against the real test ground started by
+//! `e2e/env up` (Apache Kafka and a Kubernetes control plane on loopback).
+//! The scripts export where the services are; `make test` sources that file.
+
+pub mod kafka;
+pub mod kube;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Reads an environment variable the test-ground scripts export, or fails
+/// the test with what to run.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: this test needs the real test ground. Run `make test`, \
+             or `e2e/env up && source ~/.cache/videocounter/state/env.sh` before cargo test."
+        )
+    })
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+pub fn unique_name(prefix: &str) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{:x}-{}", std::process::id(), nanos & 0xffff_ffff, SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs `e2e/env <args>` (for example to stop and start the broker mid-test).
+pub fn run_env_script(args: &[&str]) {
+    let script = PathBuf::from(required_env("VIDEOCOUNTER_E2E_ENV"));
+    let status = Command::new(&script)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(status.success(), "{} {} failed: {status}", script.display(), args.join(" "));
+}
+
+/// Path of a binary the test ground built (kubectl, helm), from `VIDEOCOUNTER_BIN_DIR`.
+pub fn ground_binary(name: &str) -> PathBuf {
+    PathBuf::from(required_env("VIDEOCOUNTER_BIN_DIR")).join(name)
+}
