@@ -30,7 +30,10 @@ pub async fn create_topic(name: &str, partitions: i32, configs: &[(&str, &str)])
         topic = topic.set(k, v);
     }
     let results = admin()
-        .create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
         .await
         .expect("create_topics request");
     for r in results {
@@ -54,7 +57,10 @@ pub fn wait_for_partitions(name: &str, partitions: usize, timeout: Duration) {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "topic {name} did not get {partitions} partitions in {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "topic {name} did not get {partitions} partitions in {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -62,7 +68,9 @@ pub fn wait_for_partitions(name: &str, partitions: usize, timeout: Duration) {
 /// Number of partitions of a topic, from metadata.
 pub fn partition_count(name: &str) -> usize {
     let consumer: BaseConsumer = client_config().create().expect("consumer");
-    let md = consumer.fetch_metadata(Some(name), Duration::from_secs(10)).expect("metadata");
+    let md = consumer
+        .fetch_metadata(Some(name), Duration::from_secs(10))
+        .expect("metadata");
     md.topics().first().map(|t| t.partitions().len()).unwrap_or(0)
 }
 
@@ -87,16 +95,21 @@ pub fn read_to_end(topic: &str, isolation: Isolation, timeout: Duration) -> Vec<
         .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer");
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
     let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
     let mut ends = std::collections::HashMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in &parts {
         // Under read_committed the high watermark query returns the last stable offset.
-        let (low, high) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(10)).expect("watermarks");
+        let (low, high) = consumer
+            .fetch_watermarks(topic, *p, Duration::from_secs(10))
+            .expect("watermarks");
         if high > low {
             ends.insert(*p, high);
-            tpl.add_partition_offset(topic, *p, rdkafka::Offset::Beginning).unwrap();
+            tpl.add_partition_offset(topic, *p, rdkafka::Offset::Beginning)
+                .unwrap();
         }
     }
     if ends.is_empty() {
@@ -107,7 +120,10 @@ pub fn read_to_end(topic: &str, isolation: Isolation, timeout: Duration) -> Vec<
     let mut out = Vec::new();
     let mut done = std::collections::HashSet::new();
     while done.len() < ends.len() {
-        assert!(Instant::now() < deadline, "reading {topic} to its end took longer than {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} to its end took longer than {timeout:?}"
+        );
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 let p = m.partition();

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 /// A client from the kubeconfig the test-ground scripts write (`KUBECONFIG`).
 pub async fn client() -> ::kube::Client {
     crate::required_env("KUBECONFIG");
-    ::kube::Client::try_default().await.expect("kube client from KUBECONFIG")
+    ::kube::Client::try_default()
+        .await
+        .expect("kube client from KUBECONFIG")
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, or fails naming `what`.
@@ -20,7 +22,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -27,7 +27,12 @@ pub fn unique_name(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{prefix}-{}-{:x}-{}", std::process::id(), nanos & 0xffff_ffff, SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{:x}-{}",
+        std::process::id(),
+        nanos & 0xffff_ffff,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs `e2e/env <args>` (for example to stop and start the broker mid-test).
@@ -37,7 +42,12 @@ pub fn run_env_script(args: &[&str]) {
         .args(args)
         .status()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(status.success(), "{} {} failed: {status}", script.display(), args.join(" "));
+    assert!(
+        status.success(),
+        "{} {} failed: {status}",
+        script.display(),
+        args.join(" ")
+    );
 }
 
 /// Path of a binary the test ground built (kubectl, helm), from `VIDEOCOUNTER_BIN_DIR`.

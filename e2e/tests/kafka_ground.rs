@@ -28,7 +28,9 @@ async fn records_round_trip_across_partitions() {
     for i in 0..400 {
         let key = format!("k{}", i % 20);
         let value = format!("v{i}");
-        p.send(BaseRecord::to(&topic).key(&key).payload(&value)).map_err(|(e, _)| e).unwrap();
+        p.send(BaseRecord::to(&topic).key(&key).payload(&value))
+            .map_err(|(e, _)| e)
+            .unwrap();
     }
     p.flush(Duration::from_secs(10)).unwrap();
 
@@ -42,7 +44,10 @@ async fn records_round_trip_across_partitions() {
     }
     let used: std::collections::BTreeSet<_> = partition_of.values().collect();
     assert!(used.len() > 1, "20 keys all landed in one partition");
-    let mut values: Vec<_> = got.iter().map(|m| String::from_utf8(m.payload().unwrap().to_vec()).unwrap()).collect();
+    let mut values: Vec<_> = got
+        .iter()
+        .map(|m| String::from_utf8(m.payload().unwrap().to_vec()).unwrap())
+        .collect();
     values.sort();
     let mut want: Vec<_> = (0..400).map(|i| format!("v{i}")).collect();
     want.sort();
@@ -55,12 +60,15 @@ async fn read_committed_sees_exactly_the_committed_transactions() {
     kafka::create_topic(&topic, 3, &[]).await;
     let txn_id = unique_name("smoke-txn-producer");
     let p = producer(&[("transactional.id", txn_id.as_str())]);
-    p.init_transactions(Duration::from_secs(30)).expect("init_transactions");
+    p.init_transactions(Duration::from_secs(30))
+        .expect("init_transactions");
 
     let send = |prefix: &str, n: usize| {
         for i in 0..n {
             let v = format!("{prefix}-{i}");
-            p.send(BaseRecord::<(), _>::to(&topic).payload(&v)).map_err(|(e, _)| e).unwrap();
+            p.send(BaseRecord::<(), _>::to(&topic).payload(&v))
+                .map_err(|(e, _)| e)
+                .unwrap();
         }
     };
     p.begin_transaction().unwrap();
@@ -77,13 +85,19 @@ async fn read_committed_sees_exactly_the_committed_transactions() {
     p.commit_transaction(Duration::from_secs(30)).unwrap();
 
     let committed = kafka::read_to_end(&topic, Isolation::ReadCommitted, Duration::from_secs(30));
-    let values: Vec<String> = committed.iter().map(|m| String::from_utf8_lossy(m.payload().unwrap()).into()).collect();
+    let values: Vec<String> = committed
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap()).into())
+        .collect();
     assert_eq!(values.len(), 70, "{values:?}");
     assert!(values.iter().all(|v| v.starts_with("committed-")));
     assert_eq!(values.iter().filter(|v| v.starts_with("committed-a")).count(), 50);
 
     // The aborted records are in the log; read_uncommitted shows them.
     let all = kafka::read_to_end(&topic, Isolation::ReadUncommitted, Duration::from_secs(30));
-    let aborted = all.iter().filter(|m| m.payload().unwrap().starts_with(b"aborted")).count();
+    let aborted = all
+        .iter()
+        .filter(|m| m.payload().unwrap().starts_with(b"aborted"))
+        .count();
     assert_eq!(aborted, 30);
 }

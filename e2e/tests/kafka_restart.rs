@@ -18,7 +18,9 @@ async fn records_survive_a_broker_restart() {
     p.init_transactions(Duration::from_secs(30)).unwrap();
     p.begin_transaction().unwrap();
     for i in 0..100 {
-        p.send(BaseRecord::<(), _>::to(&topic).payload(&format!("r{i}"))).map_err(|(e, _)| e).unwrap();
+        p.send(BaseRecord::<(), _>::to(&topic).payload(&format!("r{i}")))
+            .map_err(|(e, _)| e)
+            .unwrap();
     }
     p.commit_transaction(Duration::from_secs(30)).unwrap();
     drop(p);
@@ -27,7 +29,10 @@ async fn records_survive_a_broker_restart() {
     run_env_script(&["kafka-start"]);
 
     let got = kafka::read_to_end(&topic, Isolation::ReadCommitted, Duration::from_secs(60));
-    let mut values: Vec<String> = got.iter().map(|m| String::from_utf8_lossy(m.payload().unwrap()).into()).collect();
+    let mut values: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap()).into())
+        .collect();
     values.sort();
     let mut want: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
     want.sort();

@@ -44,9 +44,16 @@ fn is_running_ready(p: &Pod) -> bool {
 }
 
 async fn ready_pod_names(pods: &Api<Pod>, app: &str) -> Vec<String> {
-    let list = pods.list(&ListParams::default().labels(&format!("app={app}"))).await.unwrap();
-    let mut names: Vec<String> =
-        list.items.iter().filter(|p| is_running_ready(p)).filter_map(|p| p.metadata.name.clone()).collect();
+    let list = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = list
+        .items
+        .iter()
+        .filter(|p| is_running_ready(p))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
     names.sort();
     names
 }
@@ -62,7 +69,10 @@ async fn statefulset_pods_volumes_recreation_and_scale_down() {
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns_name);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns_name);
-    sts_api.create(&PostParams::default(), &statefulset("web", 3)).await.unwrap();
+    sts_api
+        .create(&PostParams::default(), &statefulset("web", 3))
+        .await
+        .unwrap();
 
     let want = vec!["web-0".to_string(), "web-1".into(), "web-2".into()];
     eventually("3 Running+Ready pods", Duration::from_secs(90), || async {
@@ -76,7 +86,12 @@ async fn statefulset_pods_volumes_recreation_and_scale_down() {
             .items
             .iter()
             .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
-            .map(|c| (c.metadata.name.clone().unwrap(), c.spec.as_ref().unwrap().volume_name.clone().unwrap()))
+            .map(|c| {
+                (
+                    c.metadata.name.clone().unwrap(),
+                    c.spec.as_ref().unwrap().volume_name.clone().unwrap(),
+                )
+            })
             .collect();
         bound.sort();
         bound
@@ -86,7 +101,10 @@ async fn statefulset_pods_volumes_recreation_and_scale_down() {
         (b.len() == 3).then_some(b)
     })
     .await;
-    assert_eq!(claims.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), ["data-web-0", "data-web-1", "data-web-2"]);
+    assert_eq!(
+        claims.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+        ["data-web-0", "data-web-1", "data-web-2"]
+    );
 
     // A deleted pod comes back with the same name, on the same claim and volume.
     let old_uid = pods.get("web-1").await.unwrap().metadata.uid.unwrap();
@@ -97,21 +115,43 @@ async fn statefulset_pods_volumes_recreation_and_scale_down() {
     })
     .await;
     let p = pods.get("web-1").await.unwrap();
-    let claim = p.spec.unwrap().volumes.unwrap().into_iter().find_map(|v| v.persistent_volume_claim).unwrap();
+    let claim = p
+        .spec
+        .unwrap()
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find_map(|v| v.persistent_volume_claim)
+        .unwrap();
     assert_eq!(claim.claim_name, "data-web-1");
-    assert_eq!(bound_claims().await, claims, "claims or their volumes changed after the pod was recreated");
+    assert_eq!(
+        bound_claims().await,
+        claims,
+        "claims or their volumes changed after the pod was recreated"
+    );
 
     // Scaling to 1 removes web-2 and web-1, keeps web-0.
     sts_api
-        .patch("web", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})))
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
+        )
         .await
         .unwrap();
     eventually("only web-0 left", Duration::from_secs(90), || async {
         let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
-        let names: Vec<_> = list.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
+        let names: Vec<_> = list
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
         (names == ["web-0"] && is_running_ready(&list.items[0])).then_some(())
     })
     .await;
 
-    namespaces.delete(&ns_name, &DeleteParams::default()).await.unwrap();
+    namespaces
+        .delete(&ns_name, &DeleteParams::default())
+        .await
+        .unwrap();
 }

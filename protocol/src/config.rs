@@ -170,7 +170,12 @@ pub struct WindowConfig {
 
 impl WindowConfig {
     pub fn of_size(size: HumanDuration) -> Self {
-        Self { size, output_topic: None, grace: None, retention: None }
+        Self {
+            size,
+            output_topic: None,
+            grace: None,
+            retention: None,
+        }
     }
 }
 
@@ -265,7 +270,10 @@ impl WorkerConfig {
                     grace_ms: w.grace.unwrap_or(self.grace).as_millis(),
                     retention_ms: w.retention.unwrap_or(self.retention).as_millis(),
                     label: window_label(size_ms),
-                    output_topic: w.output_topic.clone().unwrap_or_else(|| default_output_topic(size_ms)),
+                    output_topic: w
+                        .output_topic
+                        .clone()
+                        .unwrap_or_else(|| default_output_topic(size_ms)),
                 }
             })
             .collect()
@@ -301,15 +309,27 @@ impl WorkerConfig {
             if w.size_ms == 0 {
                 errors.push(format!("windows[{i}].size must be positive"));
             } else if !sizes.insert(w.size_ms) {
-                errors.push(format!("windows[{i}].size {} appears twice", HumanDuration::from_millis(w.size_ms)));
+                errors.push(format!(
+                    "windows[{i}].size {} appears twice",
+                    HumanDuration::from_millis(w.size_ms)
+                ));
             }
             if !is_valid_topic_name(&w.output_topic) {
-                errors.push(format!("windows[{i}].outputTopic {:?} is not a valid topic name", w.output_topic));
+                errors.push(format!(
+                    "windows[{i}].outputTopic {:?} is not a valid topic name",
+                    w.output_topic
+                ));
             } else if !outputs.insert(w.output_topic.clone()) {
-                errors.push(format!("windows[{i}].outputTopic {:?} is used by another window", w.output_topic));
+                errors.push(format!(
+                    "windows[{i}].outputTopic {:?} is used by another window",
+                    w.output_topic
+                ));
             }
         }
-        for (field, name) in [("topics.input", self.topics.input.clone()), ("topics.deadLetter", self.dead_letter_topic())] {
+        for (field, name) in [
+            ("topics.input", self.topics.input.clone()),
+            ("topics.deadLetter", self.dead_letter_topic()),
+        ] {
             if !is_valid_topic_name(&name) {
                 errors.push(format!("{field} {name:?} is not a valid topic name"));
             }
@@ -327,7 +347,9 @@ pub fn is_valid_topic_name(name: &str) -> bool {
     (1..=200).contains(&name.len())
         && name != "."
         && name != ".."
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn default_application_id() -> String {
@@ -340,7 +362,10 @@ fn default_partitions() -> u32 {
     6
 }
 pub fn default_windows() -> Vec<WindowConfig> {
-    [1, 5, 10].into_iter().map(|m| WindowConfig::of_size(HumanDuration::from_mins(m))).collect()
+    [1, 5, 10]
+        .into_iter()
+        .map(|m| WindowConfig::of_size(HumanDuration::from_mins(m)))
+        .collect()
 }
 fn default_grace() -> HumanDuration {
     HumanDuration::from_secs(10)
@@ -367,7 +392,14 @@ mod tests {
         let c = WorkerConfig::with_bootstrap("k:9092");
         let w = c.resolved_windows();
         let topics: Vec<_> = w.iter().map(|w| w.output_topic.as_str()).collect();
-        assert_eq!(topics, ["video_aggregations_1", "video_aggregations_5", "video_aggregations_10"]);
+        assert_eq!(
+            topics,
+            [
+                "video_aggregations_1",
+                "video_aggregations_5",
+                "video_aggregations_10"
+            ]
+        );
         let labels: Vec<_> = w.iter().map(|w| w.label.as_str()).collect();
         assert_eq!(labels, ["1min", "5min", "10min"]);
         assert_eq!(c.topics.input, "video_clicks_ingestion");
@@ -389,8 +421,14 @@ mod tests {
         }))
         .unwrap();
         let w = c.resolved_windows();
-        assert_eq!((w[0].size_ms, w[0].grace_ms, w[0].retention_ms), (60_000, 5_000, 1_800_000));
-        assert_eq!((w[1].label.as_str(), w[1].output_topic.as_str()), ("60min", "hourly"));
+        assert_eq!(
+            (w[0].size_ms, w[0].grace_ms, w[0].retention_ms),
+            (60_000, 5_000, 1_800_000)
+        );
+        assert_eq!(
+            (w[1].label.as_str(), w[1].output_topic.as_str()),
+            ("60min", "hourly")
+        );
     }
 
     #[test]

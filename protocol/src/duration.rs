@@ -143,7 +143,12 @@ mod tests {
 
     #[test]
     fn displays_canonically_and_round_trips() {
-        for (text, canonical) in [("90s", "1m30s"), ("60m", "1h"), ("0ms", "0s"), ("1500ms", "1s500ms")] {
+        for (text, canonical) in [
+            ("90s", "1m30s"),
+            ("60m", "1h"),
+            ("0ms", "0s"),
+            ("1500ms", "1s500ms"),
+        ] {
             let d: HumanDuration = text.parse().unwrap();
             assert_eq!(d.to_string(), canonical);
             assert_eq!(canonical.parse::<HumanDuration>().unwrap(), d);

@@ -70,7 +70,10 @@ mod tests {
         assert_eq!(validate_video_id("abc-123"), Ok(()));
         assert_eq!(validate_video_id("vidéo"), Ok(()));
         assert_eq!(validate_video_id(""), Err(VideoIdError::Empty));
-        assert_eq!(validate_video_id(&"x".repeat(257)), Err(VideoIdError::TooLong(257)));
+        assert_eq!(
+            validate_video_id(&"x".repeat(257)),
+            Err(VideoIdError::TooLong(257))
+        );
         assert_eq!(validate_video_id(&"x".repeat(256)), Ok(()));
         assert_eq!(validate_video_id("a\nb"), Err(VideoIdError::ControlCharacter));
     }
@@ -95,6 +98,13 @@ mod tests {
     #[test]
     fn like_event_fields_are_optional() {
         let e: LikeEvent = serde_json::from_str(r#"{"video_id":"v"}"#).unwrap();
-        assert_eq!(e, LikeEvent { video_id: "v".into(), count: None, ts: None });
+        assert_eq!(
+            e,
+            LikeEvent {
+                video_id: "v".into(),
+                count: None,
+                ts: None
+            }
+        );
     }
 }

@@ -58,13 +58,33 @@ pub fn topic_plan(config: &WorkerConfig) -> Vec<TopicPlan> {
     let app = &config.application_id;
     let parts = config.topics.partitions;
     let mut plan = vec![
-        TopicPlan { name: config.topics.input.clone(), role: TopicRole::Input, partitions: parts },
-        TopicPlan { name: repartition_topic(app), role: TopicRole::Repartition, partitions: parts },
-        TopicPlan { name: changelog_topic(app), role: TopicRole::Changelog, partitions: parts },
-        TopicPlan { name: config.dead_letter_topic(), role: TopicRole::DeadLetter, partitions: parts },
+        TopicPlan {
+            name: config.topics.input.clone(),
+            role: TopicRole::Input,
+            partitions: parts,
+        },
+        TopicPlan {
+            name: repartition_topic(app),
+            role: TopicRole::Repartition,
+            partitions: parts,
+        },
+        TopicPlan {
+            name: changelog_topic(app),
+            role: TopicRole::Changelog,
+            partitions: parts,
+        },
+        TopicPlan {
+            name: config.dead_letter_topic(),
+            role: TopicRole::DeadLetter,
+            partitions: parts,
+        },
     ];
     for w in config.resolved_windows() {
-        plan.push(TopicPlan { name: w.output_topic, role: TopicRole::Output, partitions: parts });
+        plan.push(TopicPlan {
+            name: w.output_topic,
+            role: TopicRole::Output,
+            partitions: parts,
+        });
     }
     plan
 }
