@@ -15,6 +15,7 @@ E2E := e2e/env
 WITH_GROUND := source $$($(E2E) env >/dev/null; echo $${VIDEOCOUNTER_STATE:-$$HOME/.cache/videocounter/state}/env.sh) &&
 
 .PHONY: all build test unit-test lint fmt clippy ground-up ground-down ground-status bench crds
+.PHONY: helm-lint images kind-cluster kind-load deploy undeploy
 
 all: build
 
@@ -22,13 +23,14 @@ build:
 	cargo build $(CARGO_PROFILE) --workspace --bins
 
 ## test: lint, unit tests, then integration and end-to-end tests against the test ground
-test: lint ground-up
+# (the ground first: it provides helm for `helm-lint`)
+test: ground-up lint
 	$(WITH_GROUND) cargo test $(CARGO_PROFILE) --workspace --no-fail-fast
 
 unit-test:
 	cargo test $(CARGO_PROFILE) --workspace --lib --bins
 
-lint: fmt clippy
+lint: fmt clippy helm-lint
 
 fmt:
 	cargo fmt --all -- --check
@@ -44,3 +46,87 @@ ground-down:
 
 ground-status:
 	$(E2E) status
+
+## helm-lint: the chart with default values and with every optional part on
+helm-lint:
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set watchNamespace=default,replicaCount=2 \
+	  --set metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true \
+	  --set prometheusRule.enabled=true,grafanaDashboard.enabled=true
+
+# ---------------------------------------------------------------------------
+# Deployment on kind: `kind create cluster && make deploy` (or just `make
+# deploy`: it creates the cluster from kind-config.yaml if there is none).
+# Needs docker, kind, kubectl and helm on PATH.
+
+CHART := charts/videocounter-operator
+# helm and kubectl from PATH, else the ones the test ground built.
+GROUND_BIN := $(HOME)/.cache/videocounter/bin
+HELM ?= $(shell command -v helm 2>/dev/null || echo $(GROUND_BIN)/helm)
+KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(GROUND_BIN)/kubectl)
+DOCKER ?= docker
+KIND ?= kind
+# `kind create cluster` names its cluster "kind".
+KIND_CLUSTER ?= kind
+KUBE_CONTEXT := kind-$(KIND_CLUSTER)
+# Images are tagged with the names and version the chart, the operator and
+# deploy/gateway.yaml use by default, so nothing needs overriding; kind loads
+# them into its nodes and IfNotPresent never pulls them.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+IMAGE_REGISTRY ?= ghcr.io/videocounter
+IMAGE_TAG ?= $(VERSION)
+IMAGES := worker operator gateway
+OPERATOR_NAMESPACE ?= videocounter-system
+RELEASE ?= videocounter
+
+## images: build the worker, operator and gateway images (docker/Dockerfile)
+images:
+	for image in $(IMAGES); do \
+	  $(DOCKER) build -f docker/Dockerfile --target $$image -t $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG) . ; \
+	done
+
+## kind-cluster: create the kind cluster from kind-config.yaml unless it exists
+kind-cluster:
+	if $(KIND) get clusters | grep -qx '$(KIND_CLUSTER)'; then \
+	  echo "kind cluster $(KIND_CLUSTER) exists"; \
+	else \
+	  $(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --wait 120s; \
+	fi
+
+## kind-load: copy the images into the kind nodes
+kind-load: images kind-cluster
+	for image in $(IMAGES); do \
+	  $(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG); \
+	done
+
+## deploy: cluster, images, Kafka, the operator chart, the example VideoCounter and the gateway
+deploy: kind-load
+	$(KUBECTL) --context $(KUBE_CONTEXT) apply -f deploy/kafka.yaml
+	$(KUBECTL) --context $(KUBE_CONTEXT) -n kafka rollout status statefulset/kafka --timeout 300s
+	$(HELM) --kube-context $(KUBE_CONTEXT) upgrade --install $(RELEASE) $(CHART) \
+	  --namespace $(OPERATOR_NAMESPACE) --create-namespace \
+	  --set image.repository=$(IMAGE_REGISTRY)/operator,image.tag=$(IMAGE_TAG) \
+	  --set workerImage.repository=$(IMAGE_REGISTRY)/worker,workerImage.tag=$(IMAGE_TAG) \
+	  --wait --timeout 300s
+	$(KUBECTL) --context $(KUBE_CONTEXT) apply -f examples/counter.yaml
+	$(KUBECTL) --context $(KUBE_CONTEXT) apply -f deploy/gateway.yaml
+	$(KUBECTL) --context $(KUBE_CONTEXT) wait videocounter/likes --for condition=Ready --timeout 300s
+	$(KUBECTL) --context $(KUBE_CONTEXT) rollout status deployment/videocounter-gateway --timeout 120s
+	@echo
+	@echo "videocounter runs in kind cluster $(KIND_CLUSTER) (kubectl context $(KUBE_CONTEXT)):"
+	@echo "  kubectl get videocounters        # the example, 'likes'"
+	@echo "  dashboard and ingest API:        http://localhost:8090"
+	@echo "  workers' API:                    http://localhost:8080/metrics"
+	@echo "  Kafka from the host:             localhost:9094"
+	@echo "(the localhost ports need a cluster created from kind-config.yaml; otherwise"
+	@echo " kubectl port-forward svc/videocounter-gateway 8090)"
+
+## undeploy: remove what deploy installed, in reverse order (the cluster stays:
+## `kind delete cluster --name $(KIND_CLUSTER)` removes it)
+undeploy:
+	$(KUBECTL) --context $(KUBE_CONTEXT) delete --ignore-not-found -f deploy/gateway.yaml
+	$(KUBECTL) --context $(KUBE_CONTEXT) delete --ignore-not-found --wait -f examples/counter.yaml
+	$(HELM) --kube-context $(KUBE_CONTEXT) uninstall $(RELEASE) --namespace $(OPERATOR_NAMESPACE) --ignore-not-found --wait
+	$(KUBECTL) --context $(KUBE_CONTEXT) delete --ignore-not-found namespace $(OPERATOR_NAMESPACE)
+	$(KUBECTL) --context $(KUBE_CONTEXT) delete --ignore-not-found crd videocounters.videocounter.io
+	$(KUBECTL) --context $(KUBE_CONTEXT) delete --ignore-not-found -f deploy/kafka.yaml
