@@ -101,12 +101,16 @@ kwok_start() {
   pid_alive kwok && return 0
   port_free "$KWOK_PORT" kwok
   say "starting kwok $KWOK_VERSION (fake nodes)"
-  kubectl_ apply -f "$KWOK_DIR/stages/storage-class.yaml" >/dev/null || die "could not create the kwok-volume StorageClass"
   start_bg kwok "$BIN_DIR/kwok" --kubeconfig "$KUBECONFIG_PATH" \
     --config "$KWOK_DIR/stages/stages.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --server-address "127.0.0.1:$KWOK_PORT" --cidr 10.244.0.1/16 --node-ip 10.200.0.1
   wait_for kwok 60 curl -sf "http://127.0.0.1:$KWOK_PORT/healthz"
+}
+
+# The default StorageClass and the fake nodes; applied on every `up` (idempotent).
+kube_nodes() {
+  kubectl_ apply -f "$KWOK_DIR/stages/storage-class.yaml" >/dev/null || die "could not create the kwok-volume StorageClass"
   kubectl_ apply -f "$E2E_DIR/kube/nodes.yaml" >/dev/null || die "could not create the fake nodes"
   wait_for kwok 60 kube_nodes_ready
 }
@@ -122,6 +126,7 @@ kube_start() {
   kcm_start
   scheduler_start
   kwok_start
+  kube_nodes
 }
 
 kube_stop() {
