@@ -15,7 +15,7 @@ E2E := e2e/env
 WITH_GROUND := source $$($(E2E) env >/dev/null; echo $${VIDEOCOUNTER_STATE:-$$HOME/.cache/videocounter/state}/env.sh) &&
 
 .PHONY: all build test unit-test lint fmt clippy ground-up ground-down ground-status bench crds
-.PHONY: helm-lint images kind-cluster kind-load deploy undeploy
+.PHONY: helm-lint images kind-cluster kind-load deploy undeploy docs
 
 all: build
 
@@ -46,6 +46,16 @@ ground-down:
 
 ground-status:
 	$(E2E) status
+
+## crds: regenerate the CRD from the operator's types, into crds/ and the chart's crds/
+crds:
+	cargo run $(CARGO_PROFILE) -q -p videocounter-operator -- crd > crds/videocounter.yaml.tmp
+	mv crds/videocounter.yaml.tmp crds/videocounter.yaml
+	cp crds/videocounter.yaml $(CHART)/crds/videocounter.yaml
+
+## docs: regenerate README.md's configuration reference from the CRD
+docs:
+	VIDEOCOUNTER_UPDATE_DOCS=1 cargo test $(CARGO_PROFILE) -p videocounter-e2e --test packaging -- docs::
 
 ## helm-lint: the chart with default values and with every optional part on
 helm-lint:

@@ -1,0 +1,402 @@
+//! `helm install` into the test ground, then the real operator binary run
+//! out of cluster with the chart's Deployment arguments and a kubeconfig that
+//! impersonates the chart's ServiceAccount: it must reconcile the example
+//! VideoCounter to Ready with no "forbidden" answer, which proves the chart's
+//! RBAC is enough. Then `helm uninstall` must leave only what the README says
+//! it keeps. Along the way, the metric names the chart's alerts and dashboard
+//! use are checked against real scrapes of the operator and a worker.
+
+use crate::support::{
+    CHART, Namespace, apply, eventually, exposed_metric_names, free_port, get_json, helm, http_get, kubectl,
+    read_repo_file, referenced_metric_names, repo_root, run, stdout, try_run, yaml_documents,
+};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use videocounter_e2e::{kafka, required_env, unique_name};
+
+/// A binary `make build` (or `cargo build --release`) leaves in the target directory.
+fn release_binary(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target"));
+    let path = target.join("release").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`make build`, or `cargo build --release -p {name}`)",
+        path.display()
+    );
+    path
+}
+
+/// A kubeconfig that acts as `user` through impersonation (the admin token
+/// is allowed to impersonate).
+fn impersonating_kubeconfig(dir: &Path, user: &str) -> PathBuf {
+    let out = run(kubectl().args(["config", "view", "--raw", "--minify", "--flatten", "-o", "json"]));
+    let mut config: Value = serde_json::from_slice(&out.stdout).unwrap();
+    config["users"][0]["user"]["as"] = Value::from(user);
+    let path = dir.join("impersonating.kubeconfig");
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// A child process killed on drop, its stderr and stdout captured in a file.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(cmd: &mut Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        let mut text = String::new();
+        std::fs::File::open(&self.log)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+
+    fn assert_running(&mut self, what: &str) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("{what} exited ({status}):\n{}", self.log());
+        }
+    }
+
+    /// SIGTERM, then wait (the operator releases its lease on the way out).
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// examples/counter.yaml, pointed at the test ground's broker, with topic
+/// names of its own (the broker is shared with other tests).
+fn example_counter(suffix: &str) -> Value {
+    let docs = yaml_documents(&read_repo_file("examples/counter.yaml"));
+    let mut vc = docs
+        .into_iter()
+        .next()
+        .expect("examples/counter.yaml holds a VideoCounter");
+    vc["spec"]["kafka"]["bootstrapServers"] = Value::from(kafka::bootstrap());
+    let input = format!("{}-{suffix}", vc["spec"]["topics"]["input"].as_str().unwrap());
+    vc["spec"]["topics"]["input"] = Value::from(input);
+    for window in vc["spec"]["windows"].as_array_mut().unwrap() {
+        let output = format!("{}-{suffix}", window["outputTopic"].as_str().unwrap());
+        window["outputTopic"] = Value::from(output);
+    }
+    vc
+}
+
+fn condition<'a>(vc: &'a Value, type_: &str) -> Option<&'a Value> {
+    vc["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// Everything listable in `namespace`, as `kind/name`, minus what every
+/// namespace has and Events (they expire on their own).
+fn objects_in(namespace: &str) -> BTreeSet<String> {
+    let resources = stdout(&run(kubectl().args([
+        "api-resources",
+        "--verbs=list",
+        "--namespaced",
+        "-o",
+        "name",
+    ])));
+    let kinds: Vec<&str> = resources.lines().filter(|r| !r.starts_with("events")).collect();
+    let out = run(kubectl().args([
+        "get",
+        &kinds.join(","),
+        "-n",
+        namespace,
+        "--ignore-not-found",
+        "-o",
+        "json",
+    ]));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .filter(|o| o != "ConfigMap/kube-root-ca.crt" && o != "ServiceAccount/default")
+        .collect()
+}
+
+/// Cluster-scoped objects of the release.
+fn cluster_objects_of(release: &str) -> BTreeSet<String> {
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let out = run(kubectl().args([
+        "get",
+        "clusterroles,clusterrolebindings",
+        "-l",
+        &selector,
+        "-o",
+        "json",
+    ]));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn chart_rbac_is_enough_for_the_real_operator_and_uninstall_leaves_only_what_the_docs_say() {
+    let operator_bin = release_binary("videocounter-operator");
+    let worker_bin = release_binary("videocounter-worker");
+    required_env("VIDEOCOUNTER_KAFKA_BOOTSTRAP");
+    let operator_ns = Namespace::restricted("chart-op");
+    let apps_ns = Namespace::restricted("chart-apps");
+    let release = unique_name("vc");
+    let fullname = format!("{release}-videocounter-operator");
+    let tmp_dir = tempfile::tempdir().unwrap();
+    let tmp = tmp_dir.path().to_path_buf();
+
+    // 1. Install, the operator managing one other namespace. --wait: the
+    // Deployment's pod (on a kwok node) must pass restricted admission and
+    // become available.
+    run(helm().args([
+        "install",
+        &release,
+        CHART,
+        "--namespace",
+        &operator_ns.name,
+        "--set",
+        &format!("watchNamespace={}", apps_ns.name),
+        "--wait",
+        "--timeout",
+        "120s",
+    ]));
+    let deployment =
+        get_json(&["deployment", &fullname, "-n", &operator_ns.name]).expect("the operator Deployment");
+    let pod_spec = &deployment["spec"]["template"]["spec"];
+    let service_account = pod_spec["serviceAccountName"].as_str().unwrap().to_string();
+    let chart_args: Vec<String> = pod_spec["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+
+    // 2. The real operator, with the chart's arguments (only the listen
+    // address moved to a free loopback port) and the ServiceAccount's rights.
+    let user = format!("system:serviceaccount:{}:{service_account}", operator_ns.name);
+    let kubeconfig = impersonating_kubeconfig(&tmp, &user);
+    let denied = try_run(
+        Command::new(videocounter_e2e::ground_binary("kubectl"))
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["get", "secrets", "-n", &apps_ns.name]),
+    );
+    assert!(
+        !denied.status.success() && crate::support::stderr(&denied).contains("forbidden"),
+        "the impersonating kubeconfig should not list Secrets: it is not acting as the ServiceAccount"
+    );
+    let http_port = free_port();
+    let args: Vec<String> = chart_args
+        .iter()
+        .map(|a| {
+            if a.starts_with("--http-listen=") {
+                format!("--http-listen=127.0.0.1:{http_port}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let identity = format!("{release}-test");
+    let mut operator = Process::start(
+        Command::new(&operator_bin)
+            .args(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", &identity)
+            .env("POD_NAMESPACE", &operator_ns.name)
+            .env("RUST_LOG", "info")
+            .env_remove("VIDEOCOUNTER_NAMESPACE"),
+        tmp.join("operator.log"),
+    );
+
+    // 3. The example, as a user would apply it (bootstrap and topic names
+    // adapted to the shared test broker).
+    let vc = example_counter(&unique_name("t"));
+    apply(&apps_ns.name, &vc.to_string());
+    let name = vc["metadata"]["name"].as_str().unwrap().to_string();
+    let ready = eventually(
+        "the example VideoCounter to be Ready",
+        Duration::from_secs(120),
+        || {
+            operator.assert_running("the operator");
+            let vc = get_json(&["videocounter", &name, "-n", &apps_ns.name])?;
+            (condition(&vc, "Ready")?["status"] == "True").then_some(vc)
+        },
+    );
+    assert_eq!(
+        ready["status"]["readyReplicas"], vc["spec"]["replicas"],
+        "{ready:#}"
+    );
+
+    // The lease is held by this process, in the release namespace.
+    let lease = get_json(&["lease", &fullname, "-n", &operator_ns.name]).expect("the leader Lease");
+    assert_eq!(lease["spec"]["holderIdentity"], identity.as_str());
+    // Events were recorded (TopicsCreated at least).
+    let events = run(kubectl().args([
+        "get",
+        "events",
+        "-n",
+        &apps_ns.name,
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]));
+    assert!(
+        stdout(&events).contains("TopicsCreated"),
+        "events of {name}: {}",
+        stdout(&events)
+    );
+
+    // 4. Real scrapes: the operator's, and a worker's run on the
+    // configuration the operator rendered.
+    let operator_metrics = eventually("the operator's /metrics", Duration::from_secs(10), || {
+        http_get(http_port, "/metrics")
+    });
+    let config_map =
+        get_json(&["configmap", &format!("{name}-config"), "-n", &apps_ns.name]).expect("worker config");
+    let config_file = tmp.join("worker.yaml");
+    std::fs::write(&config_file, config_map["data"]["config.yaml"].as_str().unwrap()).unwrap();
+    let worker_port = free_port();
+    let mut worker = Process::start(
+        Command::new(&worker_bin)
+            .arg("--config")
+            .arg(&config_file)
+            .arg("--data-dir")
+            .arg(tmp.join("data"))
+            .args([
+                "--http-listen",
+                &format!("127.0.0.1:{worker_port}"),
+                "--instance-id",
+                &format!("{name}-0"),
+            ]),
+        tmp.join("worker.log"),
+    );
+    let worker_metrics = eventually("the worker's /metrics", Duration::from_secs(30), || {
+        worker.assert_running("the worker");
+        http_get(worker_port, "/metrics")
+    });
+    worker.terminate();
+    check_metric_names(&operator_metrics, &worker_metrics);
+
+    operator.assert_running("the operator");
+    operator.terminate();
+    let log = operator.log();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the operator was refused something:\n{log}"
+    );
+
+    // 5. Uninstall: what stays is what the README says: the CRD (Helm never
+    // deletes CRDs), the VideoCounter with its workers, and the Lease the
+    // operator created at run time. Nothing of the chart.
+    run(helm().args([
+        "uninstall",
+        &release,
+        "--namespace",
+        &operator_ns.name,
+        "--wait",
+        "--timeout",
+        "120s",
+    ]));
+    let expected: BTreeSet<String> = [format!("Lease/{fullname}")].into();
+    eventually(
+        "only the Lease left in the operator namespace",
+        Duration::from_secs(60),
+        || (objects_in(&operator_ns.name) == expected).then_some(()),
+    );
+    assert_eq!(
+        cluster_objects_of(&release),
+        BTreeSet::new(),
+        "cluster-scoped objects left by the release"
+    );
+    assert!(
+        get_json(&["crd", "videocounters.videocounter.io"]).is_some(),
+        "the CRD stays"
+    );
+    let kept = objects_in(&apps_ns.name);
+    for object in [
+        format!("VideoCounter/{name}"),
+        format!("StatefulSet/{name}"),
+        format!("ConfigMap/{name}-config"),
+    ] {
+        assert!(kept.contains(&object), "{object} should be kept; left: {kept:?}");
+    }
+}
+
+/// Every `videocounter_*` metric the alerts and the dashboard query exists in
+/// a real scrape.
+fn check_metric_names(operator: &str, worker: &str) {
+    let mut exposed = exposed_metric_names(operator);
+    exposed.extend(exposed_metric_names(worker));
+    let rules = stdout(&run(helm().args([
+        "template",
+        "rel",
+        CHART,
+        "--set",
+        "prometheusRule.enabled=true",
+    ])));
+    let dashboard = read_repo_file("charts/videocounter-operator/dashboards/videocounter.json");
+    for (what, text) in [("PrometheusRule", rules), ("dashboard", dashboard)] {
+        let referenced = referenced_metric_names(&text);
+        assert!(
+            referenced.len() >= 8,
+            "{what} refers to too few metrics: {referenced:?}"
+        );
+        let unknown: Vec<&String> = referenced.iter().filter(|n| !exposed.contains(*n)).collect();
+        assert!(
+            unknown.is_empty(),
+            "the {what} queries metrics nobody exposes: {unknown:?}\nexposed: {exposed:?}"
+        );
+    }
+}
