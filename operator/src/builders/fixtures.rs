@@ -1,0 +1,32 @@
+//! Test scenarios shared by the unit tests of the pure parts.
+
+use super::BuildSettings;
+use crate::crd::{VideoCounter, VideoCounterSpec};
+use videocounter_protocol::WorkerConfig;
+
+/// The example: 2 replicas, input `video_clicks_ingestion`, windows
+/// of 1, 5 and 10 minutes, in namespace `media`.
+pub fn example() -> VideoCounter {
+    let spec: VideoCounterSpec = serde_json::from_value(serde_json::json!({
+        "replicas": 2,
+        "kafka": {"bootstrapServers": "kafka:9092"},
+        "topics": {"input": "video_clicks_ingestion", "inputFormat": "raw", "partitions": 6},
+        "windows": [{"size": "1m"}, {"size": "5m"}, {"size": "10m", "outputTopic": "video_aggregations_10"}]
+    }))
+    .expect("example spec");
+    let mut vc = VideoCounter::new("likes", spec);
+    vc.metadata.namespace = Some("media".into());
+    vc.metadata.uid = Some("uid-1".into());
+    vc.metadata.generation = Some(1);
+    vc
+}
+
+pub fn config(vc: &VideoCounter) -> WorkerConfig {
+    crate::render::worker_config(vc).expect("fixture renders")
+}
+
+pub fn settings() -> BuildSettings {
+    BuildSettings {
+        default_worker_image: "ghcr.io/videocounter/worker:0.1.0".into(),
+    }
+}
