@@ -2,6 +2,7 @@
 #   make test     every test, against a real Kafka and kube-apiserver (started as needed)
 #   make bench    throughput benchmark of the worker against a bare consumer
 #   make deploy   kind cluster + images + Kafka + chart + example (needs Docker)
+#   make local    Kafka, two workers and the gateway as local processes; prints the dashboard URL
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,7 +15,7 @@ CARGO_PROFILE := --release
 E2E := e2e/env
 WITH_GROUND := source $$($(E2E) env >/dev/null; echo $${VIDEOCOUNTER_STATE:-$$HOME/.cache/videocounter/state}/env.sh) &&
 
-.PHONY: all build test unit-test lint fmt clippy ground-up ground-down ground-status bench crds
+.PHONY: all build test unit-test lint fmt clippy ground-up ground-down ground-status bench crds local
 .PHONY: helm-lint images kind-cluster kind-load deploy undeploy docs
 
 all: build
@@ -23,8 +24,9 @@ build:
 	cargo build $(CARGO_PROFILE) --workspace --bins
 
 ## test: lint, unit tests, then integration and end-to-end tests against the test ground
-# (the ground first: it provides helm for `helm-lint`)
-test: ground-up lint
+# (the ground first: it provides helm for `helm-lint`; build before the tests:
+# the gateway's browser test and the chart test run the binaries)
+test: ground-up lint build
 	$(WITH_GROUND) cargo test $(CARGO_PROFILE) --workspace --no-fail-fast
 
 unit-test:
@@ -46,6 +48,10 @@ ground-down:
 
 ground-status:
 	$(E2E) status
+
+## local: Kafka, two workers and the gateway as local processes, generator on (Ctrl-C stops)
+local:
+	scripts/local.sh
 
 ## crds: regenerate the CRD from the operator's types, into crds/ and the chart's crds/
 crds:

@@ -1,0 +1,211 @@
+//! The idempotent producer behind the ingest API and the traffic generator.
+//!
+//! Every wait is bounded: `message.timeout.ms` is the delivery timeout, and
+//! `deliver` gives up a little after it, so an unreachable broker turns
+//! into a 503 within seconds instead of a hanging request.
+
+use super::Like;
+use super::encode::{OutgoingRecord, encode};
+use crate::error::GatewayError;
+use anyhow::Context;
+use futures::future::join_all;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use std::sync::RwLock;
+use std::time::Duration;
+use videocounter_protocol::InputFormat;
+use videocounter_protocol::config::KafkaConnection;
+
+#[derive(Debug, Clone)]
+pub struct ProducerSettings {
+    pub connection: KafkaConnection,
+    pub topic: String,
+    pub format: InputFormat,
+    pub delivery_timeout: Duration,
+}
+
+pub struct LikeProducer {
+    settings: ProducerSettings,
+    config: ClientConfig,
+    /// Replaced when librdkafka reports a fatal error (the old instance is unusable).
+    producer: RwLock<FutureProducer>,
+}
+
+impl LikeProducer {
+    pub fn new(settings: ProducerSettings, client_id: &str) -> anyhow::Result<Self> {
+        let mut config = crate::kafka::client_config(&settings.connection, client_id)?;
+        let timeout_ms = settings.delivery_timeout.as_millis().max(1).to_string();
+        config
+            .set("enable.idempotence", "true")
+            // The Java client's key hashing, so partitions match other producers of the topic.
+            .set("partitioner", "murmur2_random")
+            .set("message.timeout.ms", &timeout_ms)
+            .set("linger.ms", "5")
+            .set("compression.type", "zstd");
+        let producer = config.create().context("creating the Kafka producer")?;
+        Ok(Self {
+            settings,
+            config,
+            producer: RwLock::new(producer),
+        })
+    }
+
+    pub fn settings(&self) -> &ProducerSettings {
+        &self.settings
+    }
+
+    fn current(&self) -> FutureProducer {
+        self.producer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Queues the like's records without waiting. Each future resolves when
+    /// Kafka acknowledges its record or librdkafka gives up on it.
+    pub fn enqueue(&self, like: &Like, now_ms: i64) -> Result<Vec<DeliveryFuture>, GatewayError> {
+        let producer = self.current();
+        encode(like, self.settings.format, now_ms)
+            .iter()
+            .map(|record| self.send_one(&producer, record))
+            .collect()
+    }
+
+    fn send_one(
+        &self,
+        producer: &FutureProducer,
+        record: &OutgoingRecord,
+    ) -> Result<DeliveryFuture, GatewayError> {
+        let future_record = FutureRecord::to(&self.settings.topic)
+            .key(&record.key)
+            .payload(&record.value)
+            .timestamp(record.timestamp);
+        producer
+            .send_result(future_record)
+            .map_err(|(e, _)| self.unavailable(&e))
+    }
+
+    /// Sends the likes and waits until Kafka has every record, or says why not.
+    /// Returns the number of records written.
+    pub async fn deliver(&self, likes: &[Like]) -> Result<usize, GatewayError> {
+        let now = crate::clock::now_ms();
+        let mut pending = Vec::new();
+        let mut failure = None;
+        for like in likes {
+            match self.enqueue(like, now) {
+                Ok(futures) => pending.extend(futures),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let expected = crate::ingest::encode::record_count(likes, self.settings.format);
+        let wait = self.settings.delivery_timeout + Duration::from_secs(2);
+        let mut delivered = 0;
+        match tokio::time::timeout(wait, join_all(pending)).await {
+            Err(_) => failure = failure.or(Some(self.not_acknowledged())),
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(Ok(_)) => delivered += 1,
+                        Ok(Err((e, _))) => failure = failure.or(Some(self.unavailable(&e))),
+                        Err(_canceled) => failure = failure.or(Some(self.not_acknowledged())),
+                    }
+                }
+            }
+        }
+        self.replace_if_fatal();
+        match failure {
+            None => Ok(delivered),
+            Some(GatewayError::Unavailable(why)) => Err(GatewayError::Unavailable(format!(
+                "{why} ({delivered} of {expected} records were written)"
+            ))),
+            Some(other) => Err(other),
+        }
+    }
+
+    /// Waits for queued records, for a clean shutdown.
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(e) = self.current().flush(timeout) {
+            tracing::warn!(error = %e, "records were still queued at shutdown");
+        }
+    }
+
+    /// Whether the brokers answer a metadata request (blocking; run off the async threads).
+    pub fn check_reachable(&self, timeout: Duration) -> Result<(), String> {
+        self.current()
+            .client()
+            .fetch_metadata(Some(&self.settings.topic), timeout)
+            .map(|_| ())
+            .map_err(|e| format!("{e}"))
+    }
+
+    /// A fatal error (for example an idempotence sequence gap) leaves the
+    /// instance unusable: start a fresh one so later requests can succeed.
+    pub fn replace_if_fatal(&self) {
+        let fatal = self.current().client().fatal_error();
+        if let Some((code, reason)) = fatal {
+            tracing::error!(?code, %reason, "the Kafka producer hit a fatal error; creating a new one");
+            match self.config.create::<FutureProducer>() {
+                Ok(fresh) => *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh,
+                Err(e) => tracing::error!(error = %e, "could not create a new Kafka producer"),
+            }
+        }
+    }
+
+    fn not_acknowledged(&self) -> GatewayError {
+        GatewayError::Unavailable(describe_delivery_error(
+            &KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+            &self.settings,
+        ))
+    }
+
+    fn unavailable(&self, e: &KafkaError) -> GatewayError {
+        GatewayError::Unavailable(describe_delivery_error(e, &self.settings))
+    }
+}
+
+/// What a client should read when Kafka did not take its likes.
+pub fn describe_delivery_error(e: &KafkaError, settings: &ProducerSettings) -> String {
+    let servers = &settings.connection.bootstrap_servers;
+    let topic = &settings.topic;
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageTimedOut) => format!(
+            "Kafka did not acknowledge the likes within {:?}: are the brokers at {servers} reachable?",
+            settings.delivery_timeout
+        ),
+        Some(RDKafkaErrorCode::QueueFull) => {
+            "the gateway's queue of records for Kafka is full; retry shortly".to_owned()
+        }
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => format!(
+            "the input topic {topic:?} does not exist on {servers}; the workers create it when they start"
+        ),
+        _ => format!("Kafka did not take the likes for topic {topic:?} on {servers}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ProducerSettings {
+        ProducerSettings {
+            connection: crate::kafka::plaintext("k1:9092"),
+            topic: "likes".into(),
+            format: InputFormat::Raw,
+            delivery_timeout: Duration::from_secs(3),
+        }
+    }
+
+    #[test]
+    fn delivery_errors_say_what_to_check() {
+        let timeout = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        assert_eq!(
+            describe_delivery_error(&timeout, &settings()),
+            "Kafka did not acknowledge the likes within 3s: are the brokers at k1:9092 reachable?"
+        );
+        let unknown = KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition);
+        assert!(describe_delivery_error(&unknown, &settings()).contains("\"likes\" does not exist on k1:9092"));
+        let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
+        assert!(describe_delivery_error(&full, &settings()).contains("queue"));
+    }
+}
