@@ -1,1 +1,86 @@
-fn main() {}
+//! `videocounter-worker`: wiring only. Settings, logs, the HTTP server and
+//! signal handlers on a small Tokio runtime, processing on the main thread.
+
+use clap::Parser;
+use std::sync::Arc;
+use videocounter_worker::config::{Cli, LogFormat, Settings};
+use videocounter_worker::owners::OwnerDirectory;
+use videocounter_worker::state::Shared;
+use videocounter_worker::{http, session, signals};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let settings = match Settings::from_cli(&cli) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("videocounter-worker: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let lookup = match session::lookup_config(&settings) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let owners = OwnerDirectory::new(
+        settings.worker.application_id.clone(),
+        settings.repartition_topic.clone(),
+        lookup,
+    );
+    let shared = Arc::new(Shared::new(settings.clone(), owners));
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("http")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the HTTP runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let listener = match runtime.block_on(tokio::net::TcpListener::bind(&settings.worker.http_listen)) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(address = %settings.worker.http_listen, error = %e, "cannot listen for HTTP");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(address = %settings.worker.http_listen, "HTTP listening");
+    let app = http::router(shared.clone());
+    runtime.spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    let s = shared.clone();
+    runtime.spawn(async move {
+        if let Err(e) = signals::listen(s).await {
+            tracing::error!(error = %e, "cannot install signal handlers");
+        }
+    });
+
+    session::run(settings, shared);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    std::process::ExitCode::SUCCESS
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}

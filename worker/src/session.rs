@@ -1,0 +1,217 @@
+//! The imperative shell around the engine: one consumer session (producer,
+//! group consumer, poll loop) and the supervisor that restarts sessions
+//! after failures without ever crashing the process.
+
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::kafka::{self, KafkaSetupError};
+use crate::metrics::TopicPartitionLabel;
+use crate::sink::{Sink, SinkError};
+use crate::state::Shared;
+use crate::store::StoreResources;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Setup(#[from] KafkaSetupError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("consumer: {0}")]
+    Consumer(KafkaError),
+    #[error("{0}")]
+    Broken(String),
+}
+
+/// Consumer callbacks: rebalances go to the engine (which commits before
+/// giving partitions up), statistics feed the lag gauges.
+pub struct SessionContext {
+    engine: Mutex<Engine>,
+    shared: Arc<Shared>,
+    lag: Mutex<BTreeMap<(String, i32), i64>>,
+}
+
+impl SessionContext {
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ClientContext for SessionContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", fac, "{message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+        }
+    }
+
+    fn stats(&self, stats: Statistics) {
+        let m = &self.shared.metrics;
+        let mut lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        lag.clear();
+        m.consumer_lag_records.clear();
+        for (topic, t) in &stats.topics {
+            for (&partition, p) in &t.partitions {
+                if partition < 0 || p.app_offset < 0 || p.ls_offset < 0 {
+                    continue;
+                }
+                let records = (p.ls_offset - p.app_offset).max(0);
+                lag.insert((topic.clone(), partition), records);
+                m.consumer_lag_records
+                    .get_or_create(&TopicPartitionLabel {
+                        topic: topic.clone(),
+                        partition: partition.to_string(),
+                    })
+                    .set(records);
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "consumer error");
+    }
+}
+
+impl ConsumerContext for SessionContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut engine = self.engine();
+            if consumer.assignment_lost() {
+                engine.on_lost(tpl);
+            } else {
+                engine.on_revoke(consumer, tpl);
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => self.engine().on_assign(consumer, tpl),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// Runs sessions until shutdown is requested. Failures are logged, shown in
+/// readiness, and followed by a new session after a backoff.
+pub fn run(settings: Arc<Settings>, shared: Arc<Shared>) {
+    let resources = StoreResources::default();
+    let mut backoff = Duration::from_millis(500);
+    while !shared.shutdown_requested() {
+        let started = Instant::now();
+        match run_session(&settings, &shared, &resources) {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "session ended; starting a new one in {backoff:?}");
+                shared.set_problem(Some(e.to_string()));
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_millis(500);
+        }
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !shared.shutdown_requested() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+    tracing::info!("worker stopped");
+}
+
+fn run_session(settings: &Arc<Settings>, shared: &Arc<Shared>, resources: &StoreResources) -> Result<(), SessionError> {
+    let base = kafka::base_config(settings)?;
+    kafka::ensure_topics(&base, settings)?;
+    let sink = Sink::new(&kafka::producer_config(&base, settings), settings.exactly_once(), &settings.changelog_topic)?;
+    sink.init()?;
+    let engine = Engine::new(settings.clone(), shared.clone(), sink, base.clone(), resources.clone());
+    let context = SessionContext {
+        engine: Mutex::new(engine),
+        shared: shared.clone(),
+        lag: Mutex::default(),
+    };
+    let consumer: BaseConsumer<SessionContext> = kafka::consumer_config(&base, settings)
+        .create_with_context(context)
+        .map_err(SessionError::Consumer)?;
+    consumer
+        .subscribe(&[&settings.input_topic, &settings.repartition_topic])
+        .map_err(SessionError::Consumer)?;
+    shared.set_problem(None);
+    tracing::info!(
+        instance = %settings.instance_id,
+        group = %settings.worker.application_id,
+        input = %settings.input_topic,
+        "session started"
+    );
+    let result = poll_loop(&consumer, shared);
+    let engine = || consumer.context().engine();
+    if result.is_ok() {
+        // Warm shutdown: commit the in-flight batch before leaving.
+        engine().commit(&consumer);
+        if let Some(b) = engine().broken() {
+            tracing::error!(error = b, "final commit failed");
+        }
+    }
+    engine().close_all();
+    drop(consumer);
+    result
+}
+
+fn poll_loop(consumer: &BaseConsumer<SessionContext>, shared: &Shared) -> Result<(), SessionError> {
+    let context = consumer.context();
+    loop {
+        if shared.shutdown_requested() {
+            tracing::info!("shutdown requested: committing and leaving");
+            return Ok(());
+        }
+        {
+            let mut engine = context.engine();
+            if let Some(reason) = engine.broken() {
+                return Err(SessionError::Broken(reason.to_owned()));
+            }
+            engine.housekeeping(consumer);
+            if shared.take_dump_request() {
+                let lag = context.lag.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                engine.dump(&lag);
+            }
+        }
+        // Process everything that is already fetched, then do housekeeping again.
+        let mut timeout = Duration::from_millis(50);
+        for _ in 0..10_000 {
+            match consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    let mut engine = context.engine();
+                    engine.process(&m);
+                    if engine.commit_due() {
+                        engine.commit(consumer);
+                    }
+                }
+                Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                    return Err(SessionError::Consumer(KafkaError::MessageConsumptionFatal(code)));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
+                }
+                None => break,
+            }
+            timeout = Duration::ZERO;
+        }
+    }
+}
+
+/// Client settings for the owner lookups of the HTTP API (outside the group).
+pub fn lookup_config(settings: &Settings) -> Result<ClientConfig, KafkaSetupError> {
+    Ok(kafka::plain_consumer_config(&kafka::base_config(settings)?, true))
+}

@@ -1,0 +1,229 @@
+//! The worker's one producer. In exactly-once mode every commit is one Kafka
+//! transaction holding the repartition records, dead letters, changelog and
+//! output records and the consumed offsets (KIP-447: the offsets carry the
+//! consumer's group metadata, so a zombie's commit is fenced). In
+//! at-least-once mode the records are flushed, then the offsets committed.
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{DeliveryResult, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{step}: {source}")]
+    Kafka { step: &'static str, source: KafkaError },
+    #[error("a record could not be delivered: {0}")]
+    Delivery(String),
+    #[error("the consumer has no group metadata (not in a group)")]
+    NoGroupMetadata,
+}
+
+/// Delivery reports: the highest changelog offset written per partition (the
+/// stores' next checkpoint) and the first failure, if any.
+pub struct SinkContext {
+    changelog_topic: String,
+    changelog_offsets: Mutex<HashMap<i32, i64>>,
+    failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for SinkContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "producer error");
+    }
+}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                if m.topic() == self.changelog_topic {
+                    let mut offsets = self.changelog_offsets.lock().unwrap_or_else(|e| e.into_inner());
+                    let slot = offsets.entry(m.partition()).or_insert(m.offset());
+                    *slot = (*slot).max(m.offset());
+                }
+            }
+            Err((e, m)) => {
+                let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+                failure.get_or_insert_with(|| format!("{}[{}]: {e}", m.topic(), m.partition()));
+            }
+        }
+    }
+}
+
+/// One record to produce.
+pub struct Record<'a> {
+    pub topic: &'a str,
+    pub partition: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub timestamp: Option<i64>,
+    pub headers: Option<OwnedHeaders>,
+}
+
+pub struct Sink {
+    producer: BaseProducer<SinkContext>,
+    transactional: bool,
+    in_transaction: bool,
+}
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Sink {
+    pub fn new(config: &ClientConfig, transactional: bool, changelog_topic: &str) -> Result<Self, SinkError> {
+        let context = SinkContext {
+            changelog_topic: changelog_topic.to_owned(),
+            changelog_offsets: Mutex::default(),
+            failure: Mutex::default(),
+        };
+        let producer = config
+            .create_with_context(context)
+            .map_err(|source| SinkError::Kafka {
+                step: "creating the producer",
+                source,
+            })?;
+        Ok(Self {
+            producer,
+            transactional,
+            in_transaction: false,
+        })
+    }
+
+    /// Registers the transactional id, fencing any previous instance of this
+    /// worker and aborting its open transaction.
+    pub fn init(&self) -> Result<(), SinkError> {
+        if self.transactional {
+            self.producer
+                .init_transactions(TXN_TIMEOUT)
+                .map_err(|source| SinkError::Kafka {
+                    step: "initializing transactions",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    pub fn begin(&mut self) -> Result<(), SinkError> {
+        self.producer.context().changelog_offsets.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.producer.context().failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if self.transactional {
+            self.producer.begin_transaction().map_err(|source| SinkError::Kafka {
+                step: "beginning a transaction",
+                source,
+            })?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Enqueues a record, waiting while the local queue is full.
+    pub fn send(&self, r: Record<'_>) -> Result<(), SinkError> {
+        let mut record = BaseRecord::<[u8], [u8], ()>::with_opaque_to(r.topic, ());
+        record.partition = r.partition;
+        record.key = r.key;
+        record.payload = r.value;
+        record.timestamp = r.timestamp;
+        record.headers = r.headers;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(5));
+                }
+                Err((source, _)) => {
+                    return Err(SinkError::Kafka {
+                        step: "producing a record",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Commits what was sent since `begin` together with the consumer offsets.
+    /// Returns the highest changelog offset written per partition.
+    pub fn commit<C: ConsumerContext>(
+        &mut self,
+        offsets: &TopicPartitionList,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<HashMap<i32, i64>, SinkError> {
+        if self.transactional {
+            if offsets.count() > 0 {
+                let metadata = consumer.group_metadata().ok_or(SinkError::NoGroupMetadata)?;
+                self.producer
+                    .send_offsets_to_transaction(offsets, &metadata, TXN_TIMEOUT)
+                    .map_err(|source| SinkError::Kafka {
+                        step: "adding offsets to the transaction",
+                        source,
+                    })?;
+            }
+            self.commit_transaction()?;
+            self.delivery_failure()?;
+        } else {
+            self.producer.flush(TXN_TIMEOUT).map_err(|source| SinkError::Kafka {
+                step: "flushing",
+                source,
+            })?;
+            self.delivery_failure()?;
+            if offsets.count() > 0 {
+                consumer
+                    .commit(offsets, CommitMode::Sync)
+                    .map_err(|source| SinkError::Kafka {
+                        step: "committing offsets",
+                        source,
+                    })?;
+            }
+        }
+        let offsets = std::mem::take(&mut *self.producer.context().changelog_offsets.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(offsets)
+    }
+
+    fn commit_transaction(&mut self) -> Result<(), SinkError> {
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        loop {
+            match self.producer.commit_transaction(TXN_TIMEOUT) {
+                Ok(()) => {
+                    self.in_transaction = false;
+                    return Ok(());
+                }
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "transaction commit failed with a retriable error; retrying");
+                }
+                Err(source) => {
+                    return Err(SinkError::Kafka {
+                        step: "committing the transaction",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn delivery_failure(&self) -> Result<(), SinkError> {
+        match self.producer.context().failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(f) => Err(SinkError::Delivery(f)),
+            None => Ok(()),
+        }
+    }
+
+    /// Abandons the open transaction, if any; its records are never seen by
+    /// read_committed consumers.
+    pub fn abort(&mut self) {
+        if self.transactional && self.in_transaction {
+            if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                tracing::warn!(error = %e, "aborting the transaction failed; the broker aborts it on timeout or when this worker restarts");
+            }
+            self.in_transaction = false;
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! One RocksDB per counting partition, under `<dataDir>/<applicationId>/partition-<p>`.
+//!
+//! The store holds the committed window counts, the stream time and the
+//! changelog offset they correspond to (the checkpoint), all written in one
+//! batch. The write-ahead log is off, as in Kafka Streams: after a crash the
+//! store is at an older but consistent checkpoint and the changelog tail
+//! brings it forward.
+
+use crate::codec::{self, STREAM_TIME_KEY};
+use crate::counts::WindowId;
+use crate::emit::{CommitPlan, WindowCount};
+use crate::window::WindowSpec;
+use rocksdb::{BlockBasedOptions, Cache, DB, DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const CHECKPOINT_KEY: &[u8] = b"m:checkpoint";
+const IDENTITY_KEY: &[u8] = b"m:identity";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path} is locked by another process or handle: {reason}")]
+    Locked { path: PathBuf, reason: String },
+    #[error("store {path} belongs to {found:?}, not {expected:?}")]
+    WrongIdentity {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("store {path}: {source}")]
+    Rocks { path: PathBuf, source: rocksdb::Error },
+    #[error("store {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("opening store {path} was cancelled")]
+    Cancelled { path: PathBuf },
+}
+
+/// Memory shared by every partition store of the process, so the total stays
+/// bounded however many partitions a worker owns.
+#[derive(Clone)]
+pub struct StoreResources {
+    cache: Cache,
+    write_buffers: rocksdb::WriteBufferManager,
+}
+
+impl StoreResources {
+    pub fn new(block_cache_bytes: usize, write_buffer_bytes: usize) -> Self {
+        Self {
+            cache: Cache::new_lru_cache(block_cache_bytes),
+            write_buffers: rocksdb::WriteBufferManager::new_write_buffer_manager(write_buffer_bytes, false),
+        }
+    }
+
+    fn options(&self) -> Options {
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&self.cache);
+        table.set_bloom_filter(10.0, false);
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_block_based_table_factory(&table);
+        opts.set_write_buffer_manager(&self.write_buffers);
+        opts.set_write_buffer_size(16 << 20);
+        opts.set_max_write_buffer_number(3);
+        opts.set_compression_type(DBCompressionType::Lz4);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(2);
+        opts.set_max_log_file_size(1 << 20);
+        opts.set_max_open_files(256);
+        opts
+    }
+}
+
+impl Default for StoreResources {
+    fn default() -> Self {
+        Self::new(32 << 20, 64 << 20)
+    }
+}
+
+pub struct PartitionStore {
+    db: DB,
+    path: PathBuf,
+    specs: Arc<[WindowSpec]>,
+    write_opts: WriteOptions,
+}
+
+impl std::fmt::Debug for PartitionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionStore").field("path", &self.path).finish()
+    }
+}
+
+impl PartitionStore {
+    /// Opens (or creates) the store at `path`. `identity` names the changelog
+    /// partition it mirrors; a store written for another one is refused.
+    pub fn open(
+        path: &Path,
+        identity: &str,
+        specs: Arc<[WindowSpec]>,
+        resources: &StoreResources,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Invalid {
+            path: path.into(),
+            reason: format!("cannot create directory: {e}"),
+        })?;
+        let db = DB::open(&resources.options(), path).map_err(|e| classify(path, e))?;
+        let mut write_opts = WriteOptions::default();
+        write_opts.disable_wal(true);
+        let store = Self {
+            db,
+            path: path.into(),
+            specs,
+            write_opts,
+        };
+        match store.get(IDENTITY_KEY)? {
+            None => {
+                store
+                    .db
+                    .put_opt(IDENTITY_KEY, identity.as_bytes(), &store.write_opts)
+                    .map_err(|e| store.err(e))?;
+            }
+            Some(found) if found == identity.as_bytes() => {}
+            Some(found) => {
+                return Err(StoreError::WrongIdentity {
+                    path: path.into(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: identity.into(),
+                });
+            }
+        }
+        Ok(store)
+    }
+
+    /// Opens the store, waiting while another handle still holds its lock
+    /// (a previous owner closing, the previous process exiting), and starting
+    /// afresh when it is unusable (corrupt, foreign). Never panics.
+    pub fn open_or_rebuild(
+        path: &Path,
+        identity: &str,
+        specs: Arc<[WindowSpec]>,
+        resources: &StoreResources,
+        cancel: &AtomicBool,
+    ) -> Result<(Self, bool), StoreError> {
+        let mut delay = Duration::from_millis(50);
+        let mut wiped = false;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(StoreError::Cancelled { path: path.into() });
+            }
+            match Self::open(path, identity, specs.clone(), resources) {
+                Ok(store) => return Ok((store, wiped)),
+                Err(StoreError::Locked { reason, .. }) => {
+                    tracing::warn!(path = %path.display(), %reason, "store is still locked; retrying");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) if !wiped => {
+                    tracing::warn!(path = %path.display(), error = %e, "store is unusable; rebuilding it from the changelog");
+                    wipe(path)?;
+                    wiped = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rocksdb::Error) -> StoreError {
+        StoreError::Rocks {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get(key).map_err(|e| self.err(e))
+    }
+
+    /// The changelog offset the store is consistent with: restore continues there.
+    pub fn checkpoint(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(CHECKPOINT_KEY)?.and_then(|v| codec::decode_i64(&v)))
+    }
+
+    pub fn stream_time(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(STREAM_TIME_KEY)?.and_then(|v| codec::decode_i64(&v)))
+    }
+
+    fn key_of(&self, id: &WindowId) -> Vec<u8> {
+        codec::window_key(self.specs[id.window].size_ms, id.start, &id.video_id)
+    }
+
+    /// Committed counts of `ids` (0 for windows not in the store).
+    pub fn counts(&self, ids: &[WindowId]) -> Result<Vec<u64>, StoreError> {
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.key_of(id)).collect();
+        self.db
+            .multi_get(&keys)
+            .into_iter()
+            .map(|r| {
+                r.map(|v| v.and_then(|v| codec::decode_u64(&v)).unwrap_or(0))
+                    .map_err(|e| self.err(e))
+            })
+            .collect()
+    }
+
+    /// Stored windows of size `window` whose start lies in `starts`.
+    pub fn windows_in(&self, window: usize, starts: Range<i64>) -> Result<Vec<WindowCount>, StoreError> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (from, to) = codec::window_key_range(self.specs[window].size_ms, starts);
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_lower_bound(from);
+        opts.set_iterate_upper_bound(to);
+        let mut out = Vec::new();
+        for item in self.db.iterator_opt(rocksdb::IteratorMode::Start, opts) {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            if let (Some(k), Some(count)) = (codec::parse_window_key(&key), codec::decode_u64(&value)) {
+                out.push(WindowCount {
+                    id: WindowId {
+                        window,
+                        start: k.start,
+                        video_id: k.video_id.to_owned(),
+                    },
+                    count,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies a committed plan together with the changelog checkpoint.
+    pub fn apply_plan(&self, plan: &CommitPlan, checkpoint: Option<i64>) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for w in &plan.store_puts {
+            batch.put(self.key_of(&w.id), codec::encode_u64(w.count));
+        }
+        for (window, starts) in &plan.store_deletes {
+            let (from, to) = codec::window_key_range(self.specs[*window].size_ms, starts.clone());
+            batch.delete_range(from, to);
+        }
+        if let Some(st) = plan.stream_time {
+            batch.put(STREAM_TIME_KEY, codec::encode_i64(st));
+        }
+        if let Some(c) = checkpoint {
+            batch.put(CHECKPOINT_KEY, codec::encode_i64(c));
+        }
+        self.db.write_opt(batch, &self.write_opts).map_err(|e| self.err(e))
+    }
+
+    /// Applies changelog records read during a restore (`None` = tombstone),
+    /// with the offset to continue from.
+    pub fn apply_changelog<'a>(
+        &self,
+        records: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+        checkpoint: i64,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (key, value) in records {
+            let known = key == STREAM_TIME_KEY || codec::parse_window_key(key).is_some();
+            if !known {
+                continue;
+            }
+            match value {
+                Some(v) => batch.put(key, v),
+                None => batch.delete(key),
+            }
+        }
+        batch.put(CHECKPOINT_KEY, codec::encode_i64(checkpoint));
+        self.db.write_opt(batch, &self.write_opts).map_err(|e| self.err(e))
+    }
+
+    /// Deletes every window already expired at the stored stream time. Normally a
+    /// no-op; it cleans windows whose tombstones compaction removed before a
+    /// restore could read them.
+    pub fn purge_expired(&self) -> Result<(), StoreError> {
+        let Some(st) = self.stream_time()? else {
+            return Ok(());
+        };
+        let mut batch = WriteBatch::default();
+        for spec in self.specs.iter() {
+            let (from, to) = codec::window_key_range(spec.size_ms, i64::MIN..spec.expiry_bound(st));
+            batch.delete_range(from, to);
+        }
+        self.db.write_opt(batch, &self.write_opts).map_err(|e| self.err(e))
+    }
+
+    /// Counts of the retained windows of one video, per window size, oldest first.
+    pub fn video_counts(&self, video_id: &str) -> Result<Vec<WindowCount>, StoreError> {
+        let Some(st) = self.stream_time()? else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<WindowId> = self
+            .specs
+            .iter()
+            .enumerate()
+            .flat_map(|(window, spec)| {
+                spec.retained_starts(st).map(move |start| WindowId {
+                    window,
+                    start,
+                    video_id: video_id.to_owned(),
+                })
+            })
+            .collect();
+        let counts = self.counts(&ids)?;
+        Ok(ids
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, c)| *c > 0)
+            .map(|(id, count)| WindowCount { id, count })
+            .collect())
+    }
+
+    /// Persists the memtables, so a restart restores from a recent checkpoint.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.err(e))
+    }
+}
+
+fn classify(path: &Path, source: rocksdb::Error) -> StoreError {
+    let text = source.to_string();
+    if text.contains("lock") || text.contains("LOCK") {
+        StoreError::Locked {
+            path: path.into(),
+            reason: text,
+        }
+    } else {
+        StoreError::Rocks {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Deletes a store's files.
+pub fn wipe(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Invalid {
+            path: path.into(),
+            reason: format!("cannot delete: {e}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emit::CommitPlan;
+
+    fn specs() -> Arc<[WindowSpec]> {
+        vec![WindowSpec {
+            size_ms: 10,
+            grace_ms: 0,
+            retention_ms: 20,
+            label: "10ms".into(),
+            output_topic: "o".into(),
+        }]
+        .into()
+    }
+
+    fn wc(start: i64, id: &str, count: u64) -> WindowCount {
+        WindowCount {
+            id: WindowId {
+                window: 0,
+                start,
+                video_id: id.into(),
+            },
+            count,
+        }
+    }
+
+    #[test]
+    fn plans_are_applied_with_their_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = StoreResources::new(1 << 20, 4 << 20);
+        let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
+        assert_eq!(store.checkpoint().unwrap(), None);
+        let plan = CommitPlan {
+            store_puts: vec![wc(0, "a", 3), wc(10, "a", 1), wc(10, "b", 2)],
+            stream_time: Some(15),
+            ..Default::default()
+        };
+        store.apply_plan(&plan, Some(7)).unwrap();
+        assert_eq!(store.checkpoint().unwrap(), Some(7));
+        assert_eq!(store.stream_time().unwrap(), Some(15));
+        assert_eq!(store.counts(&[wc(0, "a", 0).id, wc(0, "zz", 0).id]).unwrap(), [3, 0]);
+        assert_eq!(store.windows_in(0, 10..20).unwrap(), [wc(10, "a", 1), wc(10, "b", 2)]);
+        assert_eq!(store.video_counts("a").unwrap(), [wc(0, "a", 3), wc(10, "a", 1)]);
+
+        let plan = CommitPlan {
+            store_deletes: vec![(0, i64::MIN..10)],
+            stream_time: Some(40),
+            ..Default::default()
+        };
+        store.apply_plan(&plan, Some(9)).unwrap();
+        assert_eq!(store.windows_in(0, i64::MIN..i64::MAX).unwrap(), [wc(10, "a", 1), wc(10, "b", 2)]);
+    }
+
+    #[test]
+    fn a_foreign_store_is_refused_and_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = StoreResources::new(1 << 20, 4 << 20);
+        drop(PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap());
+        let err = PartitionStore::open(dir.path(), "cl/1", specs(), &res).unwrap_err();
+        assert!(matches!(err, StoreError::WrongIdentity { .. }), "{err}");
+        let cancel = AtomicBool::new(false);
+        let (_store, wiped) = PartitionStore::open_or_rebuild(dir.path(), "cl/1", specs(), &res, &cancel).unwrap();
+        assert!(wiped);
+    }
+
+    #[test]
+    fn a_held_store_reports_its_lock_and_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = StoreResources::new(1 << 20, 4 << 20);
+        let held = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
+        let err = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        let path = dir.path().to_path_buf();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        let cancel = AtomicBool::new(false);
+        let (store, wiped) = PartitionStore::open_or_rebuild(&path, "cl/0", specs(), &res, &cancel).unwrap();
+        assert!(!wiped, "a locked store must be waited for, not wiped");
+        releaser.join().unwrap();
+        drop(store);
+    }
+
+    #[test]
+    fn changelog_records_restore_counts_and_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = StoreResources::new(1 << 20, 4 << 20);
+        let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
+        let k1 = codec::window_key(10, 0, "a");
+        let k2 = codec::window_key(10, 10, "a");
+        let st = codec::encode_i64(12);
+        let v = codec::encode_u64(4);
+        store
+            .apply_changelog(
+                [
+                    (&k1[..], Some(&v[..])),
+                    (&k2[..], Some(&v[..])),
+                    (&k1[..], None),
+                    (STREAM_TIME_KEY, Some(&st[..])),
+                    (b"unknown".as_slice(), Some(&v[..])),
+                ],
+                5,
+            )
+            .unwrap();
+        assert_eq!(store.checkpoint().unwrap(), Some(5));
+        assert_eq!(store.stream_time().unwrap(), Some(12));
+        assert_eq!(store.windows_in(0, i64::MIN..i64::MAX).unwrap(), [wc(10, "a", 4)]);
+    }
+}

@@ -1,0 +1,99 @@
+//! One counting partition owned by this worker: restoring, active (its store
+//! and its in-memory counts), or failed and waiting to retry its restore.
+
+use crate::counts::{PartitionCounts, WindowId};
+use crate::emit::{self, CommitInput, CommitPlan, WindowCount};
+use crate::restore::{RestoreJob, RestoreProgress};
+use crate::store::{PartitionStore, StoreError};
+use crate::window::WindowSpec;
+use std::sync::Arc;
+use std::time::Instant;
+use videocounter_protocol::EmitMode;
+
+pub enum Task {
+    Restoring(RestoreJob),
+    Active(ActiveTask),
+    Failed {
+        error: String,
+        retry_at: Instant,
+        progress: Arc<RestoreProgress>,
+    },
+}
+
+impl Task {
+    pub fn progress(&self) -> Arc<RestoreProgress> {
+        match self {
+            Task::Restoring(job) => job.progress.clone(),
+            Task::Active(t) => t.progress.clone(),
+            Task::Failed { progress, .. } => progress.clone(),
+        }
+    }
+
+    /// Releases the partition: stops a restore, or persists the store's memtables.
+    pub fn close(self, partition: i32) {
+        match self {
+            Task::Restoring(job) => job.cancel(),
+            Task::Active(t) => {
+                if let Err(e) = t.store.flush() {
+                    tracing::warn!(partition, error = %e, "flushing the store on close failed; the next restore reads more changelog");
+                }
+            }
+            Task::Failed { .. } => {}
+        }
+    }
+}
+
+pub struct ActiveTask {
+    pub store: Arc<PartitionStore>,
+    pub counts: PartitionCounts,
+    pub progress: Arc<RestoreProgress>,
+}
+
+impl ActiveTask {
+    pub fn new(store: PartitionStore, specs: Arc<[WindowSpec]>, progress: Arc<RestoreProgress>) -> Result<Self, StoreError> {
+        let stream_time = store.stream_time()?;
+        Ok(Self {
+            store: Arc::new(store),
+            counts: PartitionCounts::new(specs, stream_time),
+            progress,
+        })
+    }
+
+    /// Takes the counts since the last commit, reads what they build on from
+    /// the store, and decides what this commit writes for the partition.
+    pub fn prepare(&mut self, specs: &[WindowSpec], emit: EmitMode) -> Result<CommitPlan, StoreError> {
+        let deltas = self.counts.take_deltas();
+        let (ids, deltas): (Vec<WindowId>, Vec<u64>) = deltas.into_iter().unzip();
+        let bases = self.store.counts(&ids)?;
+        let updated: Vec<WindowCount> = ids
+            .into_iter()
+            .zip(bases.into_iter().zip(deltas))
+            .map(|(id, (base, delta))| WindowCount {
+                id,
+                count: base + delta,
+            })
+            .collect();
+        let old = self.counts.committed_stream_time();
+        let new = self.counts.stream_time();
+        let mut closing_in_store = Vec::new();
+        let mut expiring_in_store = Vec::new();
+        for (window, r) in emit::ranges(specs, old, new).into_iter().enumerate() {
+            let spec = &specs[window];
+            if emit == EmitMode::OnWindowClose && spec.any_start_in(&r.closed) {
+                closing_in_store.extend(self.store.windows_in(window, r.closed)?);
+            }
+            if spec.any_start_in(&r.expired) {
+                expiring_in_store.extend(self.store.windows_in(window, r.expired)?);
+            }
+        }
+        Ok(emit::plan_commit(CommitInput {
+            specs,
+            emit,
+            old_stream_time: old,
+            new_stream_time: new,
+            updated,
+            closing_in_store,
+            expiring_in_store,
+        }))
+    }
+}
