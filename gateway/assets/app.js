@@ -71,7 +71,7 @@ function sortedTypes() {
   return [...seen].sort((a, b) => typeMillis(a) - typeMillis(b));
 }
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 const numberFmt = new Intl.NumberFormat();
 
 // ---- counts -----------------------------------------------------------------
@@ -387,7 +387,7 @@ function renderKnown(data) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "known-item";
-    button.title = state.watched.includes(v.video_id) ? "Watching" : "Watch this video";
+    button.title = `${v.video_id}: ${state.watched.includes(v.video_id) ? "on the dashboard" : "click to watch"}`;
     const name = document.createElement("span");
     name.className = "known-id";
     name.textContent = v.video_id;
@@ -395,7 +395,7 @@ function renderKnown(data) {
     count.className = "known-count";
     const w = v.latest[first];
     const live = w && w.window_start <= serverNow() && serverNow() < w.window_end;
-    count.textContent = `${live ? numberFmt.format(w.count) : 0} / ${typeShort(first)}`;
+    count.textContent = `${live ? numberFmt.format(w.count) : 0} in ${typeShort(first)}`;
     button.append(name, count);
     button.addEventListener("click", () => { if (watch(v.video_id)) { connectFeed(); scheduleRender(); } });
     li.append(button);
