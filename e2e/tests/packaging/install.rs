@@ -6,20 +6,20 @@
 //! it keeps. Along the way, the metric names the chart's alerts and dashboard
 //! use are checked against real scrapes of the operator and a worker.
 
+use crate::process::Process;
 use crate::support::{
-    CHART, Namespace, apply, eventually, exposed_metric_names, free_port, get_json, helm, http_get, kubectl,
-    read_repo_file, referenced_metric_names, repo_root, run, stdout, try_run, yaml_documents,
+    CHART, Namespace, apply, eventually, free_port, get_json, helm, http_get, kubectl, read_repo_file,
+    repo_root, run, stdout, try_run, yaml_documents,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use videocounter_e2e::{kafka, required_env, unique_name};
 
 /// A binary `make build` (or `cargo build --release`) leaves in the target directory.
-fn release_binary(name: &str) -> PathBuf {
+pub fn release_binary(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join("target"));
@@ -41,61 +41,6 @@ fn impersonating_kubeconfig(dir: &Path, user: &str) -> PathBuf {
     let path = dir.join("impersonating.kubeconfig");
     std::fs::write(&path, config.to_string()).unwrap();
     path
-}
-
-/// A child process killed on drop, its stderr and stdout captured in a file.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn start(cmd: &mut Command, log: PathBuf) -> Self {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        let mut text = String::new();
-        std::fs::File::open(&self.log)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        text
-    }
-
-    fn assert_running(&mut self, what: &str) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("{what} exited ({status}):\n{}", self.log());
-        }
-    }
-
-    /// SIGTERM, then wait (the operator releases its lease on the way out).
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if self.child.try_wait().unwrap().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// examples/counter.yaml, pointed at the test ground's broker, with topic
@@ -188,7 +133,6 @@ fn cluster_objects_of(release: &str) -> BTreeSet<String> {
 #[test]
 fn chart_rbac_is_enough_for_the_real_operator_and_uninstall_leaves_only_what_the_docs_say() {
     let operator_bin = release_binary("videocounter-operator");
-    let worker_bin = release_binary("videocounter-worker");
     required_env("VIDEOCOUNTER_KAFKA_BOOTSTRAP");
     let operator_ns = Namespace::restricted("chart-op");
     let apps_ns = Namespace::restricted("chart-apps");
@@ -298,36 +242,17 @@ fn chart_rbac_is_enough_for_the_real_operator_and_uninstall_leaves_only_what_the
         stdout(&events)
     );
 
-    // 4. Real scrapes: the operator's, and a worker's run on the
-    // configuration the operator rendered.
+    // 4. The metric names the chart's alerts and dashboard query, against
+    // real scrapes: this operator's, and a worker's run on the configuration
+    // the operator rendered.
     let operator_metrics = eventually("the operator's /metrics", Duration::from_secs(10), || {
         http_get(http_port, "/metrics")
     });
     let config_map =
         get_json(&["configmap", &format!("{name}-config"), "-n", &apps_ns.name]).expect("worker config");
-    let config_file = tmp.join("worker.yaml");
-    std::fs::write(&config_file, config_map["data"]["config.yaml"].as_str().unwrap()).unwrap();
-    let worker_port = free_port();
-    let mut worker = Process::start(
-        Command::new(&worker_bin)
-            .arg("--config")
-            .arg(&config_file)
-            .arg("--data-dir")
-            .arg(tmp.join("data"))
-            .args([
-                "--http-listen",
-                &format!("127.0.0.1:{worker_port}"),
-                "--instance-id",
-                &format!("{name}-0"),
-            ]),
-        tmp.join("worker.log"),
-    );
-    let worker_metrics = eventually("the worker's /metrics", Duration::from_secs(30), || {
-        worker.assert_running("the worker");
-        http_get(worker_port, "/metrics")
-    });
-    worker.terminate();
-    check_metric_names(&operator_metrics, &worker_metrics);
+    let worker_config = config_map["data"]["config.yaml"].as_str().unwrap();
+    let input_topic = vc["spec"]["topics"]["input"].as_str().unwrap();
+    crate::metrics::check_against_real_scrapes(&operator_metrics, worker_config, input_topic, &tmp);
 
     operator.assert_running("the operator");
     operator.terminate();
@@ -371,32 +296,5 @@ fn chart_rbac_is_enough_for_the_real_operator_and_uninstall_leaves_only_what_the
         format!("ConfigMap/{name}-config"),
     ] {
         assert!(kept.contains(&object), "{object} should be kept; left: {kept:?}");
-    }
-}
-
-/// Every `videocounter_*` metric the alerts and the dashboard query exists in
-/// a real scrape.
-fn check_metric_names(operator: &str, worker: &str) {
-    let mut exposed = exposed_metric_names(operator);
-    exposed.extend(exposed_metric_names(worker));
-    let rules = stdout(&run(helm().args([
-        "template",
-        "rel",
-        CHART,
-        "--set",
-        "prometheusRule.enabled=true",
-    ])));
-    let dashboard = read_repo_file("charts/videocounter-operator/dashboards/videocounter.json");
-    for (what, text) in [("PrometheusRule", rules), ("dashboard", dashboard)] {
-        let referenced = referenced_metric_names(&text);
-        assert!(
-            referenced.len() >= 8,
-            "{what} refers to too few metrics: {referenced:?}"
-        );
-        let unknown: Vec<&String> = referenced.iter().filter(|n| !exposed.contains(*n)).collect();
-        assert!(
-            unknown.is_empty(),
-            "the {what} queries metrics nobody exposes: {unknown:?}\nexposed: {exposed:?}"
-        );
     }
 }

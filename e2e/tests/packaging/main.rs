@@ -8,5 +8,7 @@ mod docs;
 mod install;
 mod lint;
 mod manifests;
+mod metrics;
+mod process;
 mod rbac;
 mod support;

@@ -61,7 +61,11 @@ const DENIED: &[(&str, &str)] = &[
 
 fn can_i(user: &str, verb: &str, resource: &str, namespace: Option<&str>) -> bool {
     let mut cmd = kubectl();
-    cmd.args(["auth", "can-i", verb, resource, "--as", user]);
+    cmd.args(["auth", "can-i", verb, "--as", user]);
+    match resource.split_once('/') {
+        Some((resource, subresource)) => cmd.args([resource, "--subresource", subresource]),
+        None => cmd.arg(resource),
+    };
     match namespace {
         Some(ns) => cmd.args(["-n", ns]),
         None => cmd.arg("--all-namespaces"),

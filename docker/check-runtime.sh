@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# check-runtime.sh: checks, without Docker, that the runtime image holds what
+# the binaries need. It rebuilds the image's file system in a directory: the
+# Debian packages gcr.io/distroless/cc-debian12 is made of (glibc, libgcc,
+# libstdc++, libgomp, OpenSSL, CA certificates, tzdata) taken from this
+# Debian 12 machine, plus what docker/stage-binary.sh stages; then runs each
+# binary in a chroot as the image's user (65532) with the image's
+# environment, and no shell or other tool inside.
+#
+# Needs root (chroot) and a Debian 12 host with those packages installed.
+# Usage: make build && docker/check-runtime.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" -eq 0 ] || { echo "check-runtime.sh: needs root for chroot" >&2; exit 2; }
+grep -q 'VERSION_ID="12"' /etc/os-release || { echo "check-runtime.sh: needs Debian 12, like the image" >&2; exit 2; }
+
+root=$(mktemp -d)
+chmod 755 "$root"
+trap 'rm -rf "$root"' EXIT
+
+# The packages of distroless cc-debian12 (base: libc6, libssl3, ca-certificates,
+# tzdata, netbase; cc adds libgcc-s1, libgomp1, libstdc++6).
+# Debian 12 is merged-/usr: /lib and /lib64 point into /usr.
+mkdir -p "$root/usr/lib" "$root/usr/lib64" "$root/usr/bin" "$root/usr/sbin"
+for d in lib lib64 bin sbin; do ln -s "usr/$d" "$root/$d"; done
+for pkg in libc6 libssl3 libgcc-s1 libgomp1 libstdc++6 ca-certificates tzdata netbase; do
+  dpkg -L "$pkg"
+done | while read -r f; do
+  if [ -f "$f" ] || [ -L "$f" ]; then echo "$f"; fi
+done | tar -cf - --no-recursion -T - 2>/dev/null | tar -xf - --keep-directory-symlink -C "$root"
+mkdir -p "$root/etc" "$root/tmp"
+cp -a /etc/ssl "$root/etc/" 2>/dev/null || true
+echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >"$root/etc/passwd"
+echo 'nonroot:x:65532:' >"$root/etc/group"
+[ ! -e "$root/bin/sh" ] || { echo "the emulated image has a shell; the check is broken" >&2; exit 1; }
+
+# The binaries `make build` made (release profile), not rebuilt here.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/videocounter/target}
+export STAGE_ONLY=1
+OUT=$root docker/stage-binary.sh videocounter-worker videocounter-worker
+OUT=$root docker/stage-binary.sh videocounter-operator videocounter-operator
+OUT=$root docker/stage-binary.sh videocounter-gateway videocounter-gateway videocounter-loadgen
+
+# CHECK_RUNTIME_DROP=libsasl2.so.2 removes a staged library: the check must then fail.
+[ -z "${CHECK_RUNTIME_DROP:-}" ] || rm "$root/usr/local/lib/videocounter/$CHECK_RUNTIME_DROP"
+chroot_bin=$(command -v chroot)
+in_image() {
+  env -i LD_LIBRARY_PATH=/usr/local/lib/videocounter PATH=/usr/local/bin \
+    "$chroot_bin" --userspec=65532:65532 "$root" "$@"
+}
+
+for bin in videocounter-worker videocounter-operator videocounter-gateway videocounter-loadgen; do
+  in_image "/usr/local/bin/$bin" --help >/dev/null
+  echo "ok: $bin starts in the image (every shared library resolves)"
+done
+in_image /usr/local/bin/videocounter-operator crd | grep -q 'kind: CustomResourceDefinition'
+echo "ok: videocounter-operator crd"
+
+# With a broker, a worker creates its Kafka clients (librdkafka's SASL and
+# TLS initialisation) and serves /metrics.
+if [ -n "${VIDEOCOUNTER_KAFKA_BOOTSTRAP:-}" ]; then
+  mkdir -p "$root/etc/videocounter" "$root/var/lib/videocounter"
+  chown 65532:65532 "$root/var/lib/videocounter"
+  cat >"$root/etc/videocounter/config.yaml" <<YAML
+applicationId: runtime-check-$$
+kafka:
+  bootstrapServers: $VIDEOCOUNTER_KAFKA_BOOTSTRAP
+topics:
+  input: runtime-check-$$-in
+windows:
+  - size: 1m
+    outputTopic: runtime-check-$$-out
+YAML
+  port=$((20000 + RANDOM % 10000))
+  in_image /usr/local/bin/videocounter-worker --config /etc/videocounter/config.yaml \
+    --data-dir /var/lib/videocounter --instance-id runtime-check-0 --http-listen "127.0.0.1:$port" \
+    >"$root/tmp/worker.log" 2>&1 &
+  pid=$!
+  ok=""
+  for _ in $(seq 1 50); do
+    if curl -sf "http://127.0.0.1:$port/metrics" | grep -q '^# TYPE videocounter_ready'; then ok=1; break; fi
+    sleep 0.2
+  done
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  [ -n "$ok" ] || { cat "$root/tmp/worker.log" >&2; echo "the worker did not serve /metrics in the image" >&2; exit 1; }
+  if grep -qi 'sasl_client_init\|cannot open shared object' "$root/tmp/worker.log"; then
+    cat "$root/tmp/worker.log" >&2; exit 1
+  fi
+  echo "ok: the worker runs against $VIDEOCOUNTER_KAFKA_BOOTSTRAP in the image and serves /metrics; its log:"
+  sed 's/^/    /' "$root/tmp/worker.log" | tail -n 8
+fi
+echo "staged libraries:"; ls "$root/usr/local/lib/videocounter"
