@@ -10,5 +10,6 @@ mod lint;
 mod manifests;
 mod metrics;
 mod process;
+mod promql;
 mod rbac;
 mod support;
