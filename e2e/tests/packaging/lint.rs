@@ -66,15 +66,17 @@ fn chart_lints_clean_with_defaults_and_with_every_option() {
     run(helm()
         .args(["lint", "--strict", CHART, "--set", "watchNamespace=apps"])
         .args(set_args(EVERYTHING_ON)));
-    // The values schema rejects what the templates would otherwise render wrongly.
+    // The values schema (and one template guard) reject what would otherwise render wrongly.
     for bad in [
         "logFormat=xml",
         "unknownKey=1",
         "service.port=0",
         "prometheusRule.consumerLagFor=soon",
+        // Two replicas without a leader would both reconcile.
+        "replicaCount=2,leaderElection.enabled=false",
     ] {
-        let out = crate::support::try_run(helm().args(["lint", CHART, "--set", bad]));
-        assert!(!out.status.success(), "helm lint accepted --set {bad}");
+        let out = crate::support::try_run(helm().args(["template", "rel", CHART, "--set", bad]));
+        assert!(!out.status.success(), "helm template accepted --set {bad}");
     }
 }
 
