@@ -42,8 +42,8 @@ e2e/env up kafka >/dev/null
 # shellcheck disable=SC1091
 source "$(e2e/env env >/dev/null; echo "${VIDEOCOUNTER_STATE:-$HOME/.cache/videocounter/state}")/env.sh"
 
-say "building the worker and the gateway (release)"
-cargo build --release -p videocounter-worker -p videocounter-gateway --bins
+say "building the binaries (release; the same build as make build, so nothing compiles twice)"
+cargo build --release --workspace --bins
 BIN=$CARGO_TARGET_DIR/release
 
 mkdir -p "$DIR"

@@ -67,7 +67,11 @@ pub struct GatewayArgs {
     #[arg(long, env = "VIDEOCOUNTER_GATEWAY_OUTPUT_TOPICS", value_delimiter = ',')]
     pub output_topics: Vec<String>,
     /// Base URL of a worker's HTTP server, for readiness and lag (repeat, or comma-separated).
-    #[arg(long = "worker-url", env = "VIDEOCOUNTER_GATEWAY_WORKER_URLS", value_delimiter = ',')]
+    #[arg(
+        long = "worker-url",
+        env = "VIDEOCOUNTER_GATEWAY_WORKER_URLS",
+        value_delimiter = ','
+    )]
     pub worker_urls: Vec<String>,
     /// Worker metric summed as "lag" in the status strip.
     #[arg(long, env = "VIDEOCOUNTER_GATEWAY_WORKER_LAG_METRIC", default_value = DEFAULT_LAG_METRIC)]
@@ -91,12 +95,24 @@ pub struct GatewayArgs {
     #[arg(long, env = "VIDEOCOUNTER_GATEWAY_GENERATE_VIDEOS", value_delimiter = ',')]
     pub generate_videos: Vec<String>,
     /// Likes per minute for each of --generate-videos.
-    #[arg(long, env = "VIDEOCOUNTER_GATEWAY_GENERATE_RATE_PER_MINUTE", default_value_t = 60.0)]
+    #[arg(
+        long,
+        env = "VIDEOCOUNTER_GATEWAY_GENERATE_RATE_PER_MINUTE",
+        default_value_t = 60.0
+    )]
     pub generate_rate_per_minute: f64,
     /// Start the generator at boot (otherwise the dashboard starts it).
     #[arg(long, env = "VIDEOCOUNTER_GATEWAY_GENERATE")]
     pub generate: bool,
-    #[arg(long, env = "VIDEOCOUNTER_GATEWAY_LOG_FORMAT", value_enum, default_value = "text")]
+    /// Seed of the generator's random arrivals, to repeat a run (default: the clock).
+    #[arg(long, env = "VIDEOCOUNTER_GATEWAY_GENERATE_SEED")]
+    pub generate_seed: Option<u64>,
+    #[arg(
+        long,
+        env = "VIDEOCOUNTER_GATEWAY_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -118,11 +134,13 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub traffic: TrafficSpec,
     pub generate: bool,
+    pub generate_seed: u64,
 }
 
 pub fn load_worker_config(path: &Path) -> anyhow::Result<WorkerConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_saphyr::from_str(&text).with_context(|| format!("parsing the worker configuration {}", path.display()))
+    serde_saphyr::from_str(&text)
+        .with_context(|| format!("parsing the worker configuration {}", path.display()))
 }
 
 /// Applies flags over the worker configuration over the defaults.
@@ -160,7 +178,10 @@ pub fn resolve(args: &GatewayArgs, worker: Option<&WorkerConfig>) -> Result<Sett
         listen: args.listen,
         connection,
         input_topic: args.input_topic.clone().unwrap_or(base.topics.input.clone()),
-        input_format: args.input_format.map(Into::into).unwrap_or(base.topics.input_format),
+        input_format: args
+            .input_format
+            .map(Into::into)
+            .unwrap_or(base.topics.input_format),
         output_topics,
         window_labels: windows.into_iter().map(|w| w.label).collect(),
         worker_urls: args.worker_urls.clone(),
@@ -174,6 +195,9 @@ pub fn resolve(args: &GatewayArgs, worker: Option<&WorkerConfig>) -> Result<Sett
         max_body_bytes: args.max_body_bytes,
         traffic,
         generate: args.generate,
+        generate_seed: args
+            .generate_seed
+            .unwrap_or_else(|| crate::clock::now_ms() as u64),
     })
 }
 
@@ -195,7 +219,11 @@ mod tests {
         assert_eq!(s.input_format, InputFormat::Raw);
         assert_eq!(
             s.output_topics,
-            ["video_aggregations_1", "video_aggregations_5", "video_aggregations_10"]
+            [
+                "video_aggregations_1",
+                "video_aggregations_5",
+                "video_aggregations_10"
+            ]
         );
         assert_eq!(s.window_labels, ["1min", "5min", "10min"]);
         assert_eq!(s.delivery_timeout, Duration::from_secs(5));
@@ -220,7 +248,14 @@ mod tests {
         assert_eq!(s.window_labels, ["30s", "1min"]);
 
         let s = resolve(
-            &args(&["--bootstrap-servers", "x:1", "--input-format", "raw", "--input-topic", "t"]),
+            &args(&[
+                "--bootstrap-servers",
+                "x:1",
+                "--input-format",
+                "raw",
+                "--input-topic",
+                "t",
+            ]),
             Some(&worker),
         )
         .unwrap();

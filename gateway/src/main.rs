@@ -9,7 +9,11 @@ use videocounter_gateway::{server, telemetry};
 async fn main() -> anyhow::Result<()> {
     let args = GatewayArgs::parse();
     telemetry::init(args.log_format);
-    let worker = args.worker_config.as_deref().map(load_worker_config).transpose()?;
+    let worker = args
+        .worker_config
+        .as_deref()
+        .map(load_worker_config)
+        .transpose()?;
     let settings = resolve(&args, worker.as_ref()).map_err(anyhow::Error::msg)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(server::cancel_on_signal(shutdown.clone()));

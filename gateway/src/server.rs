@@ -44,8 +44,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         shutdown.clone(),
     )?;
     let generator = Generator::new(settings.traffic.clone(), settings.generate)?;
-    let seed = crate::clock::now_ms() as u64;
-    let generator_task = generator.spawn(producer.clone(), metrics.clone(), seed, shutdown.clone());
+    let generator_task = generator.spawn(
+        producer.clone(),
+        metrics.clone(),
+        settings.generate_seed,
+        shutdown.clone(),
+    );
     let status = StatusPoller {
         worker_urls: settings.worker_urls.clone(),
         lag_metric: settings.lag_metric.clone(),

@@ -48,10 +48,10 @@ pub fn sum_metric(text: &str, metric: &str) -> Option<f64> {
             },
             None => &line[name_end..],
         };
-        if let Some(Ok(value)) = rest.split_whitespace().next().map(str::parse::<f64>) {
-            if value.is_finite() {
-                *total.get_or_insert(0.0) += value;
-            }
+        if let Some(Ok(value)) = rest.split_whitespace().next().map(str::parse::<f64>)
+            && value.is_finite()
+        {
+            *total.get_or_insert(0.0) += value;
         }
     }
     total
@@ -87,7 +87,11 @@ impl StatusPoller {
         self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn spawn(self, producer: Arc<LikeProducer>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(
+        self,
+        producer: Arc<LikeProducer>,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let http = reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
@@ -98,7 +102,10 @@ impl StatusPoller {
                 let kafka = tokio::task::spawn_blocking(move || p.check_reachable(Duration::from_secs(3)))
                     .await
                     .unwrap_or_else(|e| Err(e.to_string()));
-                let checks = self.worker_urls.iter().map(|u| poll_worker(&http, u, &self.lag_metric));
+                let checks = self
+                    .worker_urls
+                    .iter()
+                    .map(|u| poll_worker(&http, u, &self.lag_metric));
                 let workers = futures::future::join_all(checks).await;
                 let snapshot = summarize(workers, kafka, crate::clock::now_ms());
                 *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snapshot;

@@ -63,10 +63,10 @@ async fn wait_ready(url: &str, worker: &Worker) {
     let client = http();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -174,6 +174,13 @@ async fn dashboard_like_click_raises_the_one_minute_count() {
         std::fs::read_to_string(&worker.log).unwrap_or_default()
     );
     let png = std::fs::read(&screenshot).expect("the screenshot was saved");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} is not a real PNG", screenshot.display());
-    println!("dashboard screenshot: {}", screenshot.canonicalize().unwrap().display());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} is not a real PNG",
+        screenshot.display()
+    );
+    println!(
+        "dashboard screenshot: {}",
+        screenshot.canonicalize().unwrap().display()
+    );
 }

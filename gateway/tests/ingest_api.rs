@@ -33,9 +33,19 @@ async fn raw_likes_are_one_record_each_keyed_and_valued_by_the_video_id() {
     let gw = gateway_for(&topic, "raw", &[]).await;
     let client = http();
 
-    let (status, body) = json(client.post(gw.url("/videos/cat-video/likes")).send().await.unwrap()).await;
+    let (status, body) = json(
+        client
+            .post(gw.url("/videos/cat-video/likes"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body, serde_json::json!({"video_id": "cat-video", "count": 1, "records": 1}));
+    assert_eq!(
+        body,
+        serde_json::json!({"video_id": "cat-video", "count": 1, "records": 1})
+    );
 
     let (status, body) = json(
         client
@@ -50,14 +60,31 @@ async fn raw_likes_are_one_record_each_keyed_and_valued_by_the_video_id() {
     assert_eq!(body["records"], 3);
 
     // A percent-encoded id is decoded: the record carries the id itself.
-    let (status, _) = json(client.post(gw.url("/videos/vid%C3%A9o%201/likes")).send().await.unwrap()).await;
+    let (status, _) = json(
+        client
+            .post(gw.url("/videos/vid%C3%A9o%201/likes"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 202);
 
     let messages = raw_records(&topic);
     let got: Vec<(String, String)> = records(&topic);
     assert_eq!(got.len(), 5, "{got:?}");
-    assert_eq!(got.iter().filter(|(k, v)| k == "cat-video" && v == "cat-video").count(), 4);
-    assert_eq!(got.iter().filter(|(k, v)| k == "vidéo 1" && v == "vidéo 1").count(), 1);
+    assert_eq!(
+        got.iter()
+            .filter(|(k, v)| k == "cat-video" && v == "cat-video")
+            .count(),
+        4
+    );
+    assert_eq!(
+        got.iter()
+            .filter(|(k, v)| k == "vidéo 1" && v == "vidéo 1")
+            .count(),
+        1
+    );
     // One video, one partition (keyed), so its likes stay in order for the worker.
     let partitions: BTreeSet<i32> = messages
         .iter()
@@ -107,7 +134,10 @@ async fn json_likes_are_like_events_and_batches_write_every_item() {
         events.push(value);
     }
     events.sort_by_key(|e| e["video_id"].as_str().unwrap().to_owned());
-    assert_eq!(events[0], serde_json::json!({"video_id": "v1", "count": 5, "ts": 1_700_000_000_123_i64}));
+    assert_eq!(
+        events[0],
+        serde_json::json!({"video_id": "v1", "count": 5, "ts": 1_700_000_000_123_i64})
+    );
     assert_eq!(events[1]["video_id"], "v2");
     assert_eq!(events[1]["count"], 2);
     assert_eq!(events[2]["video_id"], "v3");
@@ -122,23 +152,66 @@ async fn invalid_requests_get_json_errors_and_write_nothing() {
     let client = http();
     let long_id = "x".repeat(300);
     let cases: Vec<(String, String, u16, &str)> = vec![
-        (format!("/videos/{long_id}/likes"), String::new(), 400, "invalid_video_id"),
-        ("/videos/a%07b/likes".into(), String::new(), 400, "invalid_video_id"),
+        (
+            format!("/videos/{long_id}/likes"),
+            String::new(),
+            400,
+            "invalid_video_id",
+        ),
+        (
+            "/videos/a%07b/likes".into(),
+            String::new(),
+            400,
+            "invalid_video_id",
+        ),
         ("/videos/v/likes".into(), "{".into(), 400, "invalid_body"),
-        ("/videos/v/likes".into(), r#"{"count": 0}"#.into(), 400, "invalid_body"),
-        ("/videos/v/likes".into(), r#"{"count": 1001}"#.into(), 400, "invalid_body"),
-        ("/videos/v/likes".into(), r#"{"cnt": 1}"#.into(), 400, "invalid_body"),
-        ("/videos/v/likes".into(), format!(r#"{{"count": 1, "pad": "{}"}}"#, "p".repeat(2000)), 413, "body_too_large"),
+        (
+            "/videos/v/likes".into(),
+            r#"{"count": 0}"#.into(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "/videos/v/likes".into(),
+            r#"{"count": 1001}"#.into(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "/videos/v/likes".into(),
+            r#"{"cnt": 1}"#.into(),
+            400,
+            "invalid_body",
+        ),
+        (
+            "/videos/v/likes".into(),
+            format!(r#"{{"count": 1, "pad": "{}"}}"#, "p".repeat(2000)),
+            413,
+            "body_too_large",
+        ),
         ("/likes".into(), "[]".into(), 400, "invalid_body"),
-        ("/likes".into(), r#"[{"video_id": "ok"}, {"video_id": ""}]"#.into(), 400, "invalid_video_id"),
-        ("/likes".into(), format!("[{}]", vec![r#"{"video_id":"v"}"#; 200].join(",")), 413, "body_too_large"),
+        (
+            "/likes".into(),
+            r#"[{"video_id": "ok"}, {"video_id": ""}]"#.into(),
+            400,
+            "invalid_video_id",
+        ),
+        (
+            "/likes".into(),
+            format!("[{}]", vec![r#"{"video_id":"v"}"#; 200].join(",")),
+            413,
+            "body_too_large",
+        ),
     ];
     for (path, body, want_status, want_code) in cases {
         let (status, value) = json(client.post(gw.url(&path)).body(body).send().await.unwrap()).await;
         let shown = &path[..path.len().min(40)];
         assert_eq!(status, want_status, "{shown}: {value}");
         assert_eq!(value["code"], want_code, "{shown}: {value}");
-        assert!(value["error"].as_str().is_some_and(|e| !e.is_empty()), "{shown}: {value}");
+        assert!(
+            value["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{shown}: {value}"
+        );
     }
     let (status, value) = json(client.get(gw.url("/no/such/route")).send().await.unwrap()).await;
     assert_eq!((status, value["code"].as_str()), (404, Some("not_found")));
@@ -183,14 +256,18 @@ async fn unreachable_kafka_gives_503_with_a_clear_message() {
     assert_eq!(status, 503, "{body}");
 
     // The status strip and the readiness probe say so too.
-    let status = videocounter_e2e::kube::eventually("status to report Kafka unreachable", std::time::Duration::from_secs(20), || {
-        let client = client.clone();
-        let url = gw.url("/status");
-        async move {
-            let (_, s) = json(client.get(url).send().await.ok()?).await;
-            (s["kafka_reachable"] == false).then_some(s)
-        }
-    })
+    let status = videocounter_e2e::kube::eventually(
+        "status to report Kafka unreachable",
+        std::time::Duration::from_secs(20),
+        || {
+            let client = client.clone();
+            let url = gw.url("/status");
+            async move {
+                let (_, s) = json(client.get(url).send().await.ok()?).await;
+                (s["kafka_reachable"] == false).then_some(s)
+            }
+        },
+    )
     .await;
     assert!(status["kafka_error"].as_str().is_some());
     let ready = client.get(gw.url("/readyz")).send().await.unwrap();

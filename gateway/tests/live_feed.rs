@@ -37,14 +37,21 @@ impl Outputs {
     }
 
     async fn send(&self, record: &WindowCountRecord) {
-        let topic = if record.window_type == "1min" { &self.one } else { &self.five };
+        let topic = if record.window_type == "1min" {
+            &self.one
+        } else {
+            &self.five
+        };
         let payload = serde_json::to_vec(record).unwrap();
         self.send_raw(topic, &record.video_uid, &payload).await;
     }
 
     async fn send_raw(&self, topic: &str, key: &str, payload: &[u8]) {
         self.producer
-            .send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| e)
             .expect("producing an output record");
@@ -163,7 +170,11 @@ async fn counts_are_served_per_video_and_window() {
         .iter()
         .map(|w| w["count"].as_u64().unwrap())
         .collect();
-    assert_eq!(one, [5, 2], "the newest record of a window wins, oldest window first");
+    assert_eq!(
+        one,
+        [5, 2],
+        "the newest record of a window wins, oldest window first"
+    );
 
     let list = eventually("both videos listed", Duration::from_secs(30), || {
         let (client, url) = (client.clone(), gw.url("/videos"));
@@ -186,17 +197,26 @@ async fn counts_are_served_per_video_and_window() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
 
     // Five window counts read, and the junk record skipped (not stored, not fatal).
-    eventually("the junk record to be counted as undecodable", Duration::from_secs(30), || {
-        let (client, url) = (client.clone(), gw.url("/metrics"));
-        async move {
-            let text = client.get(url).send().await.ok()?.text().await.ok()?;
-            (text.contains("videocounter_gateway_undecodable_records_total 1")
-                && text.contains("videocounter_gateway_count_updates_total 5"))
-            .then_some(())
-        }
-    })
+    eventually(
+        "the junk record to be counted as undecodable",
+        Duration::from_secs(30),
+        || {
+            let (client, url) = (client.clone(), gw.url("/metrics"));
+            async move {
+                let text = client.get(url).send().await.ok()?.text().await.ok()?;
+                (text.contains("videocounter_gateway_undecodable_records_total 1")
+                    && text.contains("videocounter_gateway_count_updates_total 5"))
+                .then_some(())
+            }
+        },
+    )
     .await;
-    assert!(json(client.get(gw.url("/videos/junk/counts")).send().await.unwrap()).await.0 == 404);
+    assert!(
+        json(client.get(gw.url("/videos/junk/counts")).send().await.unwrap())
+            .await
+            .0
+            == 404
+    );
 }
 
 #[tokio::test]
@@ -212,10 +232,18 @@ async fn event_streams_send_the_snapshot_then_changes_of_their_videos() {
     .await;
 
     let mut x_stream = Events::open(gw.url("/videos/x/events")).await;
-    assert_eq!(x_stream.next_count().await, record("x", "1min", 0, 1), "snapshot first");
+    assert_eq!(
+        x_stream.next_count().await,
+        record("x", "1min", 0, 1),
+        "snapshot first"
+    );
     let mut firehose = Events::open(gw.url("/events")).await;
     let mut pair = Events::open(gw.url("/events?videos=y,x")).await;
-    assert_eq!(pair.next_count().await, record("x", "1min", 0, 1), "snapshot of listed videos");
+    assert_eq!(
+        pair.next_count().await,
+        record("x", "1min", 0, 1),
+        "snapshot of listed videos"
+    );
 
     out.send(&record("y", "1min", 0, 4)).await;
     out.send(&record("x", "5min", 0, 9)).await;
@@ -232,6 +260,16 @@ async fn event_streams_send_the_snapshot_then_changes_of_their_videos() {
     out.send(&record("x", "1min", 0, 2)).await;
     assert_eq!(x_stream.next_count().await, record("x", "1min", 0, 2));
 
-    let metrics = client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("videocounter_gateway_feed_subscribers 3"), "{metrics}");
+    let metrics = client
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("videocounter_gateway_feed_subscribers 3"),
+        "{metrics}"
+    );
 }

@@ -11,7 +11,10 @@ use videocounter_e2e::kafka;
 use videocounter_e2e::unique_name;
 
 fn loadgen(args: &[&str]) -> (bool, serde_json::Value, String) {
-    let out = Command::new(LOADGEN).args(args).output().expect("running videocounter-loadgen");
+    let out = Command::new(LOADGEN)
+        .args(args)
+        .output()
+        .expect("running videocounter-loadgen");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let report = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
@@ -45,7 +48,10 @@ async fn generate_writes_exactly_what_it_reports_with_a_zipf_skew() {
     assert!(ok, "{stderr}");
     let acknowledged = report["acknowledged"].as_u64().unwrap();
     assert_eq!(report["failed"], 0, "{report}");
-    assert!(acknowledged > 500, "500 per second for 3 s sent only {acknowledged}: {report}");
+    assert!(
+        acknowledged > 500,
+        "500 per second for 3 s sent only {acknowledged}: {report}"
+    );
 
     let got = records(&topic);
     assert_eq!(got.len() as u64, acknowledged, "nothing lost, nothing doubled");
@@ -71,7 +77,12 @@ async fn replay_of_csv_sends_every_event_with_its_timestamp() {
     let file = dir.path().join("events.csv");
     let mut csv = String::from("ts,video_id,count\n");
     for i in 0..20 {
-        csv.push_str(&format!("{},r{},{}\n", 1_700_000_000_000_i64 + i, i % 4, 1 + i % 2));
+        csv.push_str(&format!(
+            "{},r{},{}\n",
+            1_700_000_000_000_i64 + i,
+            i % 4,
+            1 + i % 2
+        ));
     }
     std::fs::write(&file, csv).unwrap();
     let bootstrap = kafka::bootstrap();
@@ -139,7 +150,10 @@ async fn replay_of_json_lines_stops_at_the_first_invalid_line_and_names_it() {
     ];
     let (ok, _, stderr) = loadgen(&base);
     assert!(!ok);
-    assert!(stderr.contains("events.jsonl: line 3: invalid video id"), "{stderr}");
+    assert!(
+        stderr.contains("events.jsonl: line 3: invalid video id"),
+        "{stderr}"
+    );
     // Raw format: j1 once, j2 twice, then the replay stopped.
     let mut got: Vec<String> = records(&topic).into_iter().map(|(_, v)| v).collect();
     got.sort();

@@ -23,7 +23,11 @@ use videocounter_gateway::{kafka, telemetry};
 use videocounter_protocol::HumanDuration;
 
 #[derive(Debug, Parser)]
-#[command(name = "videocounter-loadgen", version, about = "Generate or replay likes into videocounter's input topic")]
+#[command(
+    name = "videocounter-loadgen",
+    version,
+    about = "Generate or replay likes into videocounter's input topic"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,10 +47,19 @@ struct KafkaArgs {
     #[arg(long, env = "VIDEOCOUNTER_LOADGEN_BOOTSTRAP_SERVERS")]
     bootstrap_servers: String,
     /// Input topic of the workers.
-    #[arg(long, env = "VIDEOCOUNTER_LOADGEN_TOPIC", default_value = "video_clicks_ingestion")]
+    #[arg(
+        long,
+        env = "VIDEOCOUNTER_LOADGEN_TOPIC",
+        default_value = "video_clicks_ingestion"
+    )]
     topic: String,
     /// Must match the workers' `topics.inputFormat`.
-    #[arg(long, env = "VIDEOCOUNTER_LOADGEN_INPUT_FORMAT", value_enum, default_value = "raw")]
+    #[arg(
+        long,
+        env = "VIDEOCOUNTER_LOADGEN_INPUT_FORMAT",
+        value_enum,
+        default_value = "raw"
+    )]
     input_format: FormatArg,
     /// How long Kafka may take to acknowledge a record before it counts as failed.
     #[arg(long, default_value = "30s")]
@@ -133,7 +146,11 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<LoadReport> {
             rate_per_minute: args.rate_per_minute,
             distribution: args.distribution,
             zipf_s: args.zipf_s,
-            prefix: if args.prefix.is_empty() { default_prefix() } else { args.prefix },
+            prefix: if args.prefix.is_empty() {
+                default_prefix()
+            } else {
+                args.prefix
+            },
         }
     } else {
         for id in &args.named {
@@ -178,9 +195,9 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<LoadReport> {
     let reader = std::io::BufReader::new(file);
     let events: Box<dyn Iterator<Item = _>> = match format {
         FileFormat::Jsonl => Box::new(json_lines(reader)),
-        FileFormat::Csv => Box::new(
-            csv_rows(reader).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?,
-        ),
+        FileFormat::Csv => {
+            Box::new(csv_rows(reader).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?)
+        }
     };
     let producer = producer(&args.kafka)?;
     tracing::info!(file = %args.file.display(), rate = args.rate, topic = %args.kafka.topic, "replaying");

@@ -52,16 +52,13 @@ pub fn parse_json_line(line: &str) -> Result<Option<Like>, String> {
 
 /// The events of a JSON-lines stream, with 1-based line numbers.
 pub fn json_lines(reader: impl BufRead + 'static) -> impl Iterator<Item = ReplayItem> {
-    reader
-        .lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let n = i as u64 + 1;
-            match line {
-                Err(e) => Some((n, Err(format!("cannot read: {e}")))),
-                Ok(text) => parse_json_line(&text).transpose().map(|r| (n, r)),
-            }
-        })
+    reader.lines().enumerate().filter_map(|(i, line)| {
+        let n = i as u64 + 1;
+        match line {
+            Err(e) => Some((n, Err(format!("cannot read: {e}")))),
+            Ok(text) => parse_json_line(&text).transpose().map(|r| (n, r)),
+        }
+    })
 }
 
 /// Column positions found in a CSV header.
@@ -100,13 +97,23 @@ pub fn parse_csv_record(record: &csv::StringRecord, columns: CsvColumns) -> Resu
         .get(columns.video_id)
         .ok_or("the row has no video_id field")?
         .to_owned();
-    like_from(video_id, number(columns.count, "count")?, number(columns.ts, "ts")?)
+    like_from(
+        video_id,
+        number(columns.count, "count")?,
+        number(columns.ts, "ts")?,
+    )
 }
 
 /// The events of a CSV stream; the header is line 1.
 pub fn csv_rows(reader: impl std::io::Read + 'static) -> Result<impl Iterator<Item = ReplayItem>, String> {
-    let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(reader);
-    let header = csv.headers().map_err(|e| format!("cannot read the CSV header: {e}"))?.clone();
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(reader);
+    let header = csv
+        .headers()
+        .map_err(|e| format!("cannot read the CSV header: {e}"))?
+        .clone();
     let columns = csv_columns(&header)?;
     Ok(csv.into_records().map(move |row| match row {
         Ok(record) => {
@@ -129,14 +136,18 @@ mod tests {
 
     #[test]
     fn formats_from_extensions() {
-        assert_eq!(FileFormat::from_path(Path::new("a/events.jsonl")), Some(FileFormat::Jsonl));
+        assert_eq!(
+            FileFormat::from_path(Path::new("a/events.jsonl")),
+            Some(FileFormat::Jsonl)
+        );
         assert_eq!(FileFormat::from_path(Path::new("e.CSV")), Some(FileFormat::Csv));
         assert_eq!(FileFormat::from_path(Path::new("e.parquet")), None);
     }
 
     #[test]
     fn json_lines_with_line_numbers_and_errors() {
-        let text = "{\"video_id\":\"a\"}\n\n{\"video_id\":\"b\",\"count\":3,\"ts\":5}\n{\"video_id\":\"\"}\nnope\n";
+        let text =
+            "{\"video_id\":\"a\"}\n\n{\"video_id\":\"b\",\"count\":3,\"ts\":5}\n{\"video_id\":\"\"}\nnope\n";
         let items: Vec<_> = json_lines(std::io::Cursor::new(text)).collect();
         assert_eq!(items.len(), 4);
         assert_eq!(items[0], (1, Ok(Like::one("a"))));
@@ -174,7 +185,13 @@ mod tests {
         );
         assert_eq!(items[1], (3, Ok(Like::one("b"))));
         assert_eq!(items[2].0, 4);
-        assert!(items[2].1.as_ref().unwrap_err().contains("count \"zero\" is not an integer"));
+        assert!(
+            items[2]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .contains("count \"zero\" is not an integer")
+        );
     }
 
     #[test]

@@ -114,7 +114,13 @@ impl Generator {
         tokio::spawn(async move { generator.run(producer, metrics, seed, shutdown).await })
     }
 
-    async fn run(&self, producer: Arc<LikeProducer>, metrics: Arc<Metrics>, seed: u64, shutdown: CancellationToken) {
+    async fn run(
+        &self,
+        producer: Arc<LikeProducer>,
+        metrics: Arc<Metrics>,
+        seed: u64,
+        shutdown: CancellationToken,
+    ) {
         let mut arrivals = Arrivals::new(seed);
         let mut seen_version = u64::MAX;
         let mut started = Instant::now();
@@ -165,10 +171,16 @@ impl Generator {
         let mut s = self.lock();
         if ok {
             s.sent += 1;
-            metrics.generated_likes.get_or_create(&crate::metrics::Outcome::sent()).inc();
+            metrics
+                .generated_likes
+                .get_or_create(&crate::metrics::Outcome::sent())
+                .inc();
         } else {
             s.failed += 1;
-            metrics.generated_likes.get_or_create(&crate::metrics::Outcome::failed()).inc();
+            metrics
+                .generated_likes
+                .get_or_create(&crate::metrics::Outcome::failed())
+                .inc();
         }
     }
 }

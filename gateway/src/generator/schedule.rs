@@ -72,7 +72,10 @@ mod tests {
 
     fn plan(rates: &[(&str, f64)]) -> TrafficPlan {
         TrafficSpec::PerVideo {
-            rates: rates.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+            rates: rates
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<BTreeMap<_, _>>(),
         }
         .plan()
         .unwrap()

@@ -52,7 +52,9 @@ pub fn default_prefix() -> String {
 
 impl Default for TrafficSpec {
     fn default() -> Self {
-        Self::PerVideo { rates: BTreeMap::new() }
+        Self::PerVideo {
+            rates: BTreeMap::new(),
+        }
     }
 }
 
@@ -101,7 +103,9 @@ impl TrafficSpec {
                     return Err(format!("videos is {videos}, it must be 1 to {MAX_SPREAD_VIDEOS}"));
                 }
                 if !rate_per_minute.is_finite() || *rate_per_minute < 0.0 {
-                    return Err(format!("rate_per_minute {rate_per_minute} must be a non-negative number"));
+                    return Err(format!(
+                        "rate_per_minute {rate_per_minute} must be a non-negative number"
+                    ));
                 }
                 if *distribution == Distribution::Zipf && !(*zipf_s > 0.0 && *zipf_s <= 10.0) {
                     return Err(format!("zipf_s is {zipf_s}, it must be above 0 and at most 10"));
@@ -225,9 +229,10 @@ mod tests {
 
     #[test]
     fn spec_json_shape() {
-        let spec: TrafficSpec =
-            serde_json::from_str(r#"{"mode":"spread","videos":100,"rate_per_minute":60,"distribution":"zipf"}"#)
-                .unwrap();
+        let spec: TrafficSpec = serde_json::from_str(
+            r#"{"mode":"spread","videos":100,"rate_per_minute":60,"distribution":"zipf"}"#,
+        )
+        .unwrap();
         assert_eq!(
             spec,
             TrafficSpec::Spread {

@@ -112,21 +112,26 @@ fn feed(state: &AppState, filter: Filter) -> Sse<impl Stream<Item = Result<Event
     };
     state.metrics.feed_subscribers.inc();
     let guard = Subscribed(state.metrics.clone());
-    let live = stream::unfold((receiver, filter, guard), |(mut receiver, filter, guard)| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(record) if filter.wants(&record.video_uid) => {
-                    return Some((count_event(&record), (receiver, filter, guard)));
+    let live = stream::unfold(
+        (receiver, filter, guard),
+        |(mut receiver, filter, guard)| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(record) if filter.wants(&record.video_uid) => {
+                        return Some((count_event(&record), (receiver, filter, guard)));
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => {
+                        let event = Event::default()
+                            .event("resync")
+                            .data(format!("{{\"missed\":{missed}}}"));
+                        return Some((event, (receiver, filter, guard)));
+                    }
+                    Err(RecvError::Closed) => return None,
                 }
-                Ok(_) => continue,
-                Err(RecvError::Lagged(missed)) => {
-                    let event = Event::default().event("resync").data(format!("{{\"missed\":{missed}}}"));
-                    return Some((event, (receiver, filter, guard)));
-                }
-                Err(RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     let stream = stream::iter(snapshot)
         .chain(live)
         .map(Ok)

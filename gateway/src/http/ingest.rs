@@ -28,7 +28,10 @@ pub async fn like_one(
         let body = body_bytes(body, state.settings.max_body_bytes)?;
         let like = parse_single(&video_id, &body)?;
         let records = state.producer.deliver(std::slice::from_ref(&like)).await?;
-        Ok((records, json!({ "video_id": like.video_id, "count": like.count, "records": records })))
+        Ok((
+            records,
+            json!({ "video_id": like.video_id, "count": like.count, "records": records }),
+        ))
     }
     .await;
     respond(&state, "single", started, result)
@@ -44,7 +47,10 @@ pub async fn like_batch(
         let likes = parse_batch(&body)?;
         let records = state.producer.deliver(&likes).await?;
         let total: u64 = likes.iter().map(|l| u64::from(l.count)).sum();
-        Ok((records, json!({ "items": likes.len(), "likes": total, "records": records })))
+        Ok((
+            records,
+            json!({ "items": likes.len(), "likes": total, "records": records }),
+        ))
     }
     .await;
     respond(&state, "batch", started, result)
@@ -65,7 +71,9 @@ fn respond(
         }
         Err(e) => e.code(),
     };
-    m.ingest_requests.get_or_create(&IngestLabels { endpoint, outcome }).inc();
+    m.ingest_requests
+        .get_or_create(&IngestLabels { endpoint, outcome })
+        .inc();
     if let Err(e @ GatewayError::Unavailable(_)) = &result {
         tracing::warn!(endpoint, error = %e, "likes not accepted");
     }

@@ -15,7 +15,10 @@ const STYLE_CSS: &str = include_str!("../../assets/style.css");
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         body,
     )
 }
@@ -66,7 +69,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         ),
         Err(e) => (

@@ -42,7 +42,9 @@ pub async fn counts(
 ) -> Result<Json<Value>, GatewayError> {
     let id = video_id(path)?;
     let latest = state.feed.store().latest(&id).ok_or_else(|| no_counts(&id))?;
-    Ok(Json(json!({ "video_id": id, "now": crate::clock::now_ms(), "counts": latest })))
+    Ok(Json(
+        json!({ "video_id": id, "now": crate::clock::now_ms(), "counts": latest }),
+    ))
 }
 
 /// Every kept window, oldest first, per size (the dashboard's charts).
@@ -52,5 +54,7 @@ pub async fn windows(
 ) -> Result<Json<Value>, GatewayError> {
     let id = video_id(path)?;
     let history = state.feed.store().history(&id).ok_or_else(|| no_counts(&id))?;
-    Ok(Json(json!({ "video_id": id, "now": crate::clock::now_ms(), "windows": history })))
+    Ok(Json(
+        json!({ "video_id": id, "now": crate::clock::now_ms(), "windows": history }),
+    ))
 }

@@ -41,6 +41,8 @@ impl LikeProducer {
             // The Java client's key hashing, so partitions match other producers of the topic.
             .set("partitioner", "murmur2_random")
             .set("message.timeout.ms", &timeout_ms)
+            // Topics are the workers' to create, with the partition count they need.
+            .set("allow.auto.create.topics", "false")
             .set("linger.ms", "5")
             .set("compression.type", "zstd");
         let producer = config.create().context("creating the Kafka producer")?;
@@ -204,7 +206,9 @@ mod tests {
             "Kafka did not acknowledge the likes within 3s: are the brokers at k1:9092 reachable?"
         );
         let unknown = KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition);
-        assert!(describe_delivery_error(&unknown, &settings()).contains("\"likes\" does not exist on k1:9092"));
+        assert!(
+            describe_delivery_error(&unknown, &settings()).contains("\"likes\" does not exist on k1:9092")
+        );
         let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
         assert!(describe_delivery_error(&full, &settings()).contains("queue"));
     }

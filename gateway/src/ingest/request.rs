@@ -54,8 +54,9 @@ pub fn parse_single(video_id: &str, body: &[u8]) -> Result<Like, GatewayError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Like::one(video_id));
     }
-    let parsed: SingleBody = serde_json::from_slice(body)
-        .map_err(|e| GatewayError::InvalidBody(format!("expected {{\"count\": <1..={MAX_COUNT_PER_ITEM}>}}: {e}")))?;
+    let parsed: SingleBody = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::InvalidBody(format!("expected {{\"count\": <1..={MAX_COUNT_PER_ITEM}>}}: {e}"))
+    })?;
     Ok(Like {
         video_id: video_id.to_owned(),
         count: check_count(parsed.count, "count")?,
@@ -172,7 +173,13 @@ mod tests {
 
     #[test]
     fn malformed_and_unknown_fields_are_rejected() {
-        for body in ["{", "[1]", r#"{"cnt": 2}"#, r#"{"count": "2"}"#, r#"{"count": 1.5}"#] {
+        for body in [
+            "{",
+            "[1]",
+            r#"{"cnt": 2}"#,
+            r#"{"count": "2"}"#,
+            r#"{"count": 1.5}"#,
+        ] {
             let err = parse_single("v1", body.as_bytes()).unwrap_err();
             assert!(matches!(err, GatewayError::InvalidBody(_)), "{body}: {err}");
         }
@@ -227,7 +234,12 @@ mod tests {
             .map(|i| serde_json::json!({ "video_id": format!("v{i}") }))
             .collect();
         let body = serde_json::to_vec(&items).unwrap();
-        assert!(parse_batch(&body).unwrap_err().to_string().contains("limit is 1000"));
+        assert!(
+            parse_batch(&body)
+                .unwrap_err()
+                .to_string()
+                .contains("limit is 1000")
+        );
 
         let items: Vec<_> = (0..11)
             .map(|i| serde_json::json!({ "video_id": format!("v{i}"), "count": 1000 }))

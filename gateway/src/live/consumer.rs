@@ -48,7 +48,8 @@ pub fn spawn(
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "latest");
-    let consumer: Arc<StreamConsumer> = Arc::new(config.create().context("creating the output-topic consumer")?);
+    let consumer: Arc<StreamConsumer> =
+        Arc::new(config.create().context("creating the output-topic consumer")?);
     Ok(tokio::spawn(run(settings, consumer, feed, metrics, shutdown)))
 }
 
@@ -89,7 +90,11 @@ async fn run(
     refresher.abort();
 }
 
-async fn refresh_assignment(settings: ConsumerSettings, consumer: Arc<StreamConsumer>, shutdown: CancellationToken) {
+async fn refresh_assignment(
+    settings: ConsumerSettings,
+    consumer: Arc<StreamConsumer>,
+    shutdown: CancellationToken,
+) {
     let mut assigned: BTreeSet<(String, i32)> = BTreeSet::new();
     loop {
         let c = consumer.clone();
@@ -170,6 +175,11 @@ mod tests {
         assert_eq!(record.window_type, "1min");
         assert!(decode_count(None).unwrap_err().contains("no value"));
         assert!(decode_count(Some(b"v1")).is_err());
-        assert!(decode_count(Some(br#"{"type":"1min","video_uid":"v","count":-1,"window_start":0,"window_end":1}"#)).is_err());
+        assert!(
+            decode_count(Some(
+                br#"{"type":"1min","video_uid":"v","count":-1,"window_start":0,"window_end":1}"#
+            ))
+            .is_err()
+        );
     }
 }

@@ -27,7 +27,11 @@ impl LiveFeed {
     }
 
     pub fn apply(&self, record: WindowCountRecord) {
-        let changed = self.store.write().unwrap_or_else(|p| p.into_inner()).apply(&record);
+        let changed = self
+            .store
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(&record);
         if changed {
             // No subscriber is fine: nobody is watching.
             let _ = self.updates.send(Arc::new(record));

@@ -78,7 +78,11 @@ impl CountStore {
         let is_new_video = !self.videos.contains_key(&record.video_uid);
         let video = self.videos.entry(record.video_uid.clone()).or_default();
         let windows = video.by_type.entry(record.window_type.clone()).or_default();
-        if windows.len() >= keep && windows.first_key_value().is_some_and(|(s, _)| record.window_start < *s) {
+        if windows.len() >= keep
+            && windows
+                .first_key_value()
+                .is_some_and(|(s, _)| record.window_start < *s)
+        {
             return false;
         }
         windows.insert(
@@ -197,7 +201,10 @@ mod tests {
         for i in 0..5 {
             store.apply(&rec("v", "1min", i * 60_000, i as u64));
         }
-        let starts: Vec<i64> = store.history("v").unwrap()["1min"].iter().map(|w| w.window_start).collect();
+        let starts: Vec<i64> = store.history("v").unwrap()["1min"]
+            .iter()
+            .map(|w| w.window_start)
+            .collect();
         assert_eq!(starts, [120_000, 180_000, 240_000]);
         // A late record for a window older than all kept ones is ignored.
         assert!(!store.apply(&rec("v", "1min", 0, 99)));

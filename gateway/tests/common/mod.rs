@@ -13,7 +13,11 @@ pub const LOADGEN: &str = env!("CARGO_BIN_EXE_videocounter-loadgen");
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `videocounter-gateway`, killed when dropped.
@@ -45,10 +49,10 @@ impl Gateway {
         let client = http();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = client.get(gateway.url("/healthz")).send().await {
-                if r.status().is_success() {
-                    return gateway;
-                }
+            if let Ok(r) = client.get(gateway.url("/healthz")).send().await
+                && r.status().is_success()
+            {
+                return gateway;
             }
             assert!(
                 Instant::now() < deadline,
