@@ -47,15 +47,13 @@ pub fn wait_for_partitions(name: &str, partitions: usize, timeout: Duration) {
     let consumer: BaseConsumer = client_config().create().expect("consumer");
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(md) = consumer.fetch_metadata(Some(name), Duration::from_secs(5)) {
-            if let Some(t) = md.topics().first() {
-                if t.error().is_none()
-                    && t.partitions().len() == partitions
-                    && t.partitions().iter().all(|p| p.leader() >= 0)
-                {
-                    return;
-                }
-            }
+        if let Ok(md) = consumer.fetch_metadata(Some(name), Duration::from_secs(5))
+            && let Some(t) = md.topics().first()
+            && t.error().is_none()
+            && t.partitions().len() == partitions
+            && t.partitions().iter().all(|p| p.leader() >= 0)
+        {
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -137,14 +135,12 @@ pub fn read_to_end(topic: &str, isolation: Isolation, timeout: Duration) -> Vec<
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             None => {
                 for (p, end) in &ends {
-                    if let Ok(pos) = consumer.position() {
-                        if let Some(el) = pos.find_partition(topic, *p) {
-                            if let rdkafka::Offset::Offset(o) = el.offset() {
-                                if o >= *end {
-                                    done.insert(*p);
-                                }
-                            }
-                        }
+                    if let Ok(pos) = consumer.position()
+                        && let Some(el) = pos.find_partition(topic, *p)
+                        && let rdkafka::Offset::Offset(o) = el.offset()
+                        && o >= *end
+                    {
+                        done.insert(*p);
                     }
                 }
             }

@@ -212,9 +212,9 @@ pub struct ResolvedWindow {
 
 /// The output record `type` for a window size: minutes as `Nmin` like the seed, else seconds or ms.
 pub fn window_label(size_ms: u64) -> String {
-    if size_ms % 60_000 == 0 {
+    if size_ms.is_multiple_of(60_000) {
         format!("{}min", size_ms / 60_000)
-    } else if size_ms % 1_000 == 0 {
+    } else if size_ms.is_multiple_of(1_000) {
         format!("{}s", size_ms / 1_000)
     } else {
         format!("{size_ms}ms")
@@ -223,7 +223,7 @@ pub fn window_label(size_ms: u64) -> String {
 
 /// Default output topic: `video_aggregations_<minutes>` as in the seed.
 pub fn default_output_topic(size_ms: u64) -> String {
-    if size_ms % 60_000 == 0 {
+    if size_ms.is_multiple_of(60_000) {
         format!("video_aggregations_{}", size_ms / 60_000)
     } else {
         format!("video_aggregations_{}", window_label(size_ms))
