@@ -4,7 +4,8 @@
 //! VideoCounter to Ready with no "forbidden" answer, which proves the chart's
 //! RBAC is enough. Then `helm uninstall` must leave only what the README says
 //! it keeps. Along the way, the metric names the chart's alerts and dashboard
-//! use are checked against real scrapes of the operator and a worker.
+//! use are checked against real scrapes of the operator and a worker, and
+//! deploy/gateway.yaml's gateway runs on the rendered configuration.
 
 use crate::process::Process;
 use crate::support::{
@@ -253,6 +254,8 @@ fn chart_rbac_is_enough_for_the_real_operator_and_uninstall_leaves_only_what_the
     let worker_config = config_map["data"]["config.yaml"].as_str().unwrap();
     let input_topic = vc["spec"]["topics"]["input"].as_str().unwrap();
     crate::metrics::check_against_real_scrapes(&operator_metrics, worker_config, input_topic, &tmp);
+    // And the gateway of `make deploy` runs on that configuration.
+    crate::gateway::check_manifest_runs_the_gateway(worker_config, input_topic, &tmp);
 
     operator.assert_running("the operator");
     operator.terminate();

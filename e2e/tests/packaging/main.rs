@@ -5,6 +5,7 @@
 //! configuration reference matches the CRD.
 
 mod docs;
+mod gateway;
 mod install;
 mod lint;
 mod manifests;
