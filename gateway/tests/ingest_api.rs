@@ -281,4 +281,9 @@ async fn a_missing_input_topic_gives_503() {
     let (status, body) = json(http().post(gw.url("/videos/v/likes")).send().await.unwrap()).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "kafka_unavailable");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("the input topic {topic:?} does not exist")),
+        "{error}"
+    );
 }

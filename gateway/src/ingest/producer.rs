@@ -64,25 +64,16 @@ impl LikeProducer {
     /// Queues the like's records without waiting. Each future resolves when
     /// Kafka acknowledges its record or librdkafka gives up on it.
     pub fn enqueue(&self, like: &Like, now_ms: i64) -> Result<Vec<DeliveryFuture>, GatewayError> {
+        self.enqueue_records(like, now_ms)
+            .map_err(|e| GatewayError::Unavailable(describe_delivery_error(&e, &self.settings)))
+    }
+
+    fn enqueue_records(&self, like: &Like, now_ms: i64) -> Result<Vec<DeliveryFuture>, KafkaError> {
         let producer = self.current();
         encode(like, self.settings.format, now_ms)
             .iter()
-            .map(|record| self.send_one(&producer, record))
+            .map(|record| send_one(&producer, &self.settings.topic, record))
             .collect()
-    }
-
-    fn send_one(
-        &self,
-        producer: &FutureProducer,
-        record: &OutgoingRecord,
-    ) -> Result<DeliveryFuture, GatewayError> {
-        let future_record = FutureRecord::to(&self.settings.topic)
-            .key(&record.key)
-            .payload(&record.value)
-            .timestamp(record.timestamp);
-        producer
-            .send_result(future_record)
-            .map_err(|(e, _)| self.unavailable(&e))
     }
 
     /// Sends the likes and waits until Kafka has every record, or says why not.
@@ -92,7 +83,7 @@ impl LikeProducer {
         let mut pending = Vec::new();
         let mut failure = None;
         for like in likes {
-            match self.enqueue(like, now) {
+            match self.enqueue_records(like, now) {
                 Ok(futures) => pending.extend(futures),
                 Err(e) => {
                     failure = Some(e);
@@ -101,28 +92,58 @@ impl LikeProducer {
             }
         }
         let expected = crate::ingest::encode::record_count(likes, self.settings.format);
+        let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
         let wait = self.settings.delivery_timeout + Duration::from_secs(2);
         let mut delivered = 0;
         match tokio::time::timeout(wait, join_all(pending)).await {
-            Err(_) => failure = failure.or(Some(self.not_acknowledged())),
+            Err(_) => failure = failure.or(Some(timed_out)),
             Ok(results) => {
                 for result in results {
                     match result {
                         Ok(Ok(_)) => delivered += 1,
-                        Ok(Err((e, _))) => failure = failure.or(Some(self.unavailable(&e))),
-                        Err(_canceled) => failure = failure.or(Some(self.not_acknowledged())),
+                        Ok(Err((e, _))) => failure = failure.or(Some(e)),
+                        Err(_canceled) => failure = failure.or(Some(timed_out.clone())),
                     }
                 }
             }
         }
         self.replace_if_fatal();
-        match failure {
-            None => Ok(delivered),
-            Some(GatewayError::Unavailable(why)) => Err(GatewayError::Unavailable(format!(
-                "{why} ({delivered} of {expected} records were written)"
-            ))),
-            Some(other) => Err(other),
-        }
+        let Some(error) = failure else {
+            return Ok(delivered);
+        };
+        let why = if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) {
+            describe_timeout(self.probe().await, &self.settings)
+        } else {
+            describe_delivery_error(&error, &self.settings)
+        };
+        Err(GatewayError::Unavailable(format!(
+            "{why} ({delivered} of {expected} records were written)"
+        )))
+    }
+
+    /// After a timeout, asks the brokers (briefly) why: down, or no such topic?
+    async fn probe(&self) -> BrokerProbe {
+        let producer = self.current();
+        let topic = self.settings.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            match producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(1))
+            {
+                Err(_) => BrokerProbe::Unreachable,
+                Ok(md)
+                    if md
+                        .topics()
+                        .iter()
+                        .any(|t| t.name() == topic && t.error().is_none()) =>
+                {
+                    BrokerProbe::TopicPresent
+                }
+                Ok(_) => BrokerProbe::TopicMissing,
+            }
+        })
+        .await
+        .unwrap_or(BrokerProbe::Unreachable)
     }
 
     /// Waits for queued records, for a clean shutdown.
@@ -153,16 +174,45 @@ impl LikeProducer {
             }
         }
     }
+}
 
-    fn not_acknowledged(&self) -> GatewayError {
-        GatewayError::Unavailable(describe_delivery_error(
-            &KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
-            &self.settings,
-        ))
-    }
+fn send_one(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &OutgoingRecord,
+) -> Result<DeliveryFuture, KafkaError> {
+    let future_record = FutureRecord::to(topic)
+        .key(&record.key)
+        .payload(&record.value)
+        .timestamp(record.timestamp);
+    producer.send_result(future_record).map_err(|(e, _)| e)
+}
 
-    fn unavailable(&self, e: &KafkaError) -> GatewayError {
-        GatewayError::Unavailable(describe_delivery_error(e, &self.settings))
+/// What the brokers said when asked after a delivery timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerProbe {
+    Unreachable,
+    TopicMissing,
+    TopicPresent,
+}
+
+/// Why likes timed out, from what the brokers said afterwards.
+pub fn describe_timeout(probe: BrokerProbe, settings: &ProducerSettings) -> String {
+    let servers = &settings.connection.bootstrap_servers;
+    let timeout = settings.delivery_timeout;
+    match probe {
+        BrokerProbe::Unreachable => format!(
+            "Kafka did not acknowledge the likes within {timeout:?}: are the brokers at {servers} reachable?"
+        ),
+        BrokerProbe::TopicMissing => format!(
+            "the input topic {:?} does not exist on {servers}; the workers create it when they start",
+            settings.topic
+        ),
+        BrokerProbe::TopicPresent => {
+            format!(
+                "Kafka at {servers} did not acknowledge the likes within {timeout:?}; it may be overloaded"
+            )
+        }
     }
 }
 
@@ -171,10 +221,7 @@ pub fn describe_delivery_error(e: &KafkaError, settings: &ProducerSettings) -> S
     let servers = &settings.connection.bootstrap_servers;
     let topic = &settings.topic;
     match e.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::MessageTimedOut) => format!(
-            "Kafka did not acknowledge the likes within {:?}: are the brokers at {servers} reachable?",
-            settings.delivery_timeout
-        ),
+        Some(RDKafkaErrorCode::MessageTimedOut) => describe_timeout(BrokerProbe::Unreachable, settings),
         Some(RDKafkaErrorCode::QueueFull) => {
             "the gateway's queue of records for Kafka is full; retry shortly".to_owned()
         }
@@ -211,5 +258,18 @@ mod tests {
         );
         let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
         assert!(describe_delivery_error(&full, &settings()).contains("queue"));
+    }
+
+    #[test]
+    fn timeouts_are_explained_by_what_the_brokers_said() {
+        let s = settings();
+        assert!(
+            describe_timeout(BrokerProbe::Unreachable, &s).contains("are the brokers at k1:9092 reachable?")
+        );
+        assert_eq!(
+            describe_timeout(BrokerProbe::TopicMissing, &s),
+            "the input topic \"likes\" does not exist on k1:9092; the workers create it when they start"
+        );
+        assert!(describe_timeout(BrokerProbe::TopicPresent, &s).contains("may be overloaded"));
     }
 }
