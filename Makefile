@@ -119,8 +119,12 @@ kind-load: images kind-cluster
 deploy: kind-load
 	$(KUBECTL) --context $(KUBE_CONTEXT) apply -f deploy/kafka.yaml
 	$(KUBECTL) --context $(KUBE_CONTEXT) -n kafka rollout status statefulset/kafka --timeout 300s
+	$(KUBECTL) --context $(KUBE_CONTEXT) create namespace $(OPERATOR_NAMESPACE) --dry-run=client -o yaml \
+	  | $(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
+	$(KUBECTL) --context $(KUBE_CONTEXT) label namespace $(OPERATOR_NAMESPACE) --overwrite \
+	  pod-security.kubernetes.io/enforce=restricted
 	$(HELM) --kube-context $(KUBE_CONTEXT) upgrade --install $(RELEASE) $(CHART) \
-	  --namespace $(OPERATOR_NAMESPACE) --create-namespace \
+	  --namespace $(OPERATOR_NAMESPACE) \
 	  --set image.repository=$(IMAGE_REGISTRY)/operator,image.tag=$(IMAGE_TAG) \
 	  --set workerImage.repository=$(IMAGE_REGISTRY)/worker,workerImage.tag=$(IMAGE_TAG) \
 	  --wait --timeout 300s
