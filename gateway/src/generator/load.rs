@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 const TICK: Duration = Duration::from_millis(10);
-const MAX_IN_FLIGHT: usize = 200_000;
+/// Below librdkafka's queue (100,000 messages), so a saturated broker slows the
+/// generator down (arrivals are skipped and counted) instead of failing sends.
+const MAX_IN_FLIGHT: usize = 50_000;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LoadReport {
@@ -108,7 +110,8 @@ pub async fn generate(
         if duration.is_some_and(|d| elapsed >= d) {
             break;
         }
-        for video in arrivals.due(plan, elapsed.as_secs_f64(), MAX_IN_FLIGHT) {
+        let room = MAX_IN_FLIGHT.saturating_sub(tally.in_flight.len());
+        for video in arrivals.due(plan, elapsed.as_secs_f64(), room) {
             tally.send(producer, &Like::one(video));
         }
         tally.collect().await;

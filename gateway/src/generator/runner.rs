@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 const TICK: Duration = Duration::from_millis(20);
 /// Records awaiting Kafka's acknowledgement before the generator pauses sending.
-const MAX_IN_FLIGHT: usize = 100_000;
+const MAX_IN_FLIGHT: usize = 50_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GeneratorStatus {

@@ -223,7 +223,7 @@ pub fn describe_delivery_error(e: &KafkaError, settings: &ProducerSettings) -> S
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageTimedOut) => describe_timeout(BrokerProbe::Unreachable, settings),
         Some(RDKafkaErrorCode::QueueFull) => {
-            "the gateway's queue of records for Kafka is full; retry shortly".to_owned()
+            "the producer's queue of records for Kafka is full; retry shortly".to_owned()
         }
         Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => format!(
             "the input topic {topic:?} does not exist on {servers}; the workers create it when they start"
