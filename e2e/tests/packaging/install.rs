@@ -243,6 +243,11 @@ fn chart_rbac_is_enough_for_the_real_operator_and_uninstall_leaves_only_what_the
         stdout(&events)
     );
 
+    // Rolling restart and scaling as the README says: pod deletion and
+    // StatefulSet changes with the chart's permissions.
+    let replicas = vc["spec"]["replicas"].as_i64().unwrap();
+    crate::operations::restart_and_scale(&apps_ns.name, &name, replicas);
+
     // 4. The metric names the chart's alerts and dashboard query, against
     // real scrapes: this operator's, and a worker's run on the configuration
     // the operator rendered.

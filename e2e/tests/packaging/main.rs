@@ -10,6 +10,7 @@ mod install;
 mod lint;
 mod manifests;
 mod metrics;
+mod operations;
 mod process;
 mod promql;
 mod rbac;
