@@ -5,7 +5,7 @@
 # libstdc++, libgomp, OpenSSL, CA certificates, tzdata) taken from this
 # Debian 12 machine, plus what docker/stage-binary.sh stages; then runs each
 # binary in a chroot as the image's user (65532) with the image's
-# environment, and no shell or other tool inside.
+# environment (docker/Dockerfile's ENV), and no shell or other tool inside.
 #
 # Needs root (chroot) and a Debian 12 host with those packages installed.
 # Usage: make build && docker/check-runtime.sh
@@ -29,8 +29,9 @@ for pkg in libc6 libssl3 libgcc-s1 libgomp1 libstdc++6 ca-certificates tzdata ne
 done | while read -r f; do
   if [ -f "$f" ] || [ -L "$f" ]; then echo "$f"; fi
 done | tar -cf - --no-recursion -T - 2>/dev/null | tar -xf - --keep-directory-symlink -C "$root"
-mkdir -p "$root/etc" "$root/tmp"
-cp -a /etc/ssl "$root/etc/" 2>/dev/null || true
+# Distroless ships the CA bundle alone (no hashed links, no /usr/lib/ssl).
+mkdir -p "$root/etc/ssl/certs" "$root/tmp"
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
 echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >"$root/etc/passwd"
 echo 'nonroot:x:65532:' >"$root/etc/group"
 [ ! -e "$root/bin/sh" ] || { echo "the emulated image has a shell; the check is broken" >&2; exit 1; }
@@ -44,10 +45,12 @@ OUT=$root docker/stage-binary.sh videocounter-gateway videocounter-gateway video
 
 # CHECK_RUNTIME_DROP=libsasl2.so.2 removes a staged library: the check must then fail.
 [ -z "${CHECK_RUNTIME_DROP:-}" ] || rm "$root/usr/local/lib/videocounter/$CHECK_RUNTIME_DROP"
+# The environment of the image: the ENV lines of the Dockerfile's runtime stage.
+mapfile -t image_env < <(awk '/ AS runtime$/ { on = 1; next } /^FROM / { on = 0 } on && /^ENV / { print $2 }' docker/Dockerfile)
+[ "${#image_env[@]}" -ge 2 ] || { echo "no ENV found in docker/Dockerfile's runtime stage" >&2; exit 1; }
 chroot_bin=$(command -v chroot)
 in_image() {
-  env -i LD_LIBRARY_PATH=/usr/local/lib/videocounter PATH=/usr/local/bin \
-    "$chroot_bin" --userspec=65532:65532 "$root" "$@"
+  env -i "${image_env[@]}" PATH=/usr/local/bin "$chroot_bin" --userspec=65532:65532 "$root" "$@"
 }
 
 for bin in videocounter-worker videocounter-operator videocounter-gateway videocounter-loadgen; do
