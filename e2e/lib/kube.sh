@@ -101,10 +101,14 @@ kwok_start() {
   pid_alive kwok && return 0
   port_free "$KWOK_PORT" kwok
   say "starting kwok $KWOK_VERSION (fake nodes)"
+  # Node Leases are the heartbeat the node lifecycle controller watches: without
+  # them every node turns NotReady ~50 s after its last status update and all its
+  # pods are marked unready, which breaks anything that counts Ready pods.
   start_bg kwok "$BIN_DIR/kwok" --kubeconfig "$KUBECONFIG_PATH" \
     --config "$KWOK_DIR/stages/stages.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --server-address "127.0.0.1:$KWOK_PORT" --cidr 10.244.0.1/16 --node-ip 10.200.0.1
+    --server-address "127.0.0.1:$KWOK_PORT" --cidr 10.244.0.1/16 --node-ip 10.200.0.1 \
+    --node-lease-duration-seconds 40
   wait_for kwok 60 curl -sf "http://127.0.0.1:$KWOK_PORT/healthz"
 }
 
