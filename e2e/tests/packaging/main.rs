@@ -6,6 +6,7 @@
 
 mod docs;
 mod gateway;
+mod images;
 mod install;
 mod lint;
 mod manifests;
