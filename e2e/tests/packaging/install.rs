@@ -10,7 +10,7 @@
 use crate::process::Process;
 use crate::support::{
     CHART, Namespace, apply, eventually, free_port, get_json, helm, http_get, kubectl, read_repo_file,
-    repo_root, run, stdout, try_run, yaml_documents,
+    repo_root, run, stderr, stdout, try_run, yaml_documents,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -131,136 +131,186 @@ fn cluster_objects_of(release: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// One install of the chart: the operator in `operator_ns`, managing `apps_ns`.
+struct Install {
+    operator_ns: Namespace,
+    apps_ns: Namespace,
+    release: String,
+    fullname: String,
+}
+
+impl Install {
+    /// `helm install --wait`: the Deployment's pod (on a kwok node) must pass
+    /// restricted admission and become available.
+    fn new() -> Self {
+        let operator_ns = Namespace::restricted("chart-op");
+        let apps_ns = Namespace::restricted("chart-apps");
+        let release = unique_name("vc");
+        run(helm().args([
+            "install",
+            &release,
+            CHART,
+            "--namespace",
+            &operator_ns.name,
+            "--set",
+            &format!("watchNamespace={}", apps_ns.name),
+            "--wait",
+            "--timeout",
+            "120s",
+        ]));
+        let fullname = format!("{release}-videocounter-operator");
+        Self {
+            operator_ns,
+            apps_ns,
+            release,
+            fullname,
+        }
+    }
+
+    /// The real operator with the chart Deployment's arguments (only the
+    /// listen address moved to `http_port` on loopback) and, through
+    /// impersonation, exactly the chart ServiceAccount's rights.
+    fn start_operator(&self, dir: &Path, http_port: u16, identity: &str) -> Process {
+        let deployment = get_json(&["deployment", &self.fullname, "-n", &self.operator_ns.name])
+            .expect("the operator Deployment");
+        let pod_spec = &deployment["spec"]["template"]["spec"];
+        let user = format!(
+            "system:serviceaccount:{}:{}",
+            self.operator_ns.name,
+            pod_spec["serviceAccountName"].as_str().unwrap()
+        );
+        let kubeconfig = impersonating_kubeconfig(dir, &user);
+        let denied = try_run(
+            Command::new(videocounter_e2e::ground_binary("kubectl"))
+                .env("KUBECONFIG", &kubeconfig)
+                .args(["get", "secrets", "-n", &self.apps_ns.name]),
+        );
+        assert!(
+            !denied.status.success() && stderr(&denied).contains("forbidden"),
+            "the impersonating kubeconfig should not list Secrets: it is not acting as the ServiceAccount"
+        );
+        let args: Vec<String> = pod_spec["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| match a.as_str().unwrap() {
+                a if a.starts_with("--http-listen=") => format!("--http-listen=127.0.0.1:{http_port}"),
+                a => a.to_string(),
+            })
+            .collect();
+        Process::start(
+            Command::new(release_binary("videocounter-operator"))
+                .args(&args)
+                .env("KUBECONFIG", &kubeconfig)
+                .env("POD_NAME", identity)
+                .env("POD_NAMESPACE", &self.operator_ns.name)
+                .env("RUST_LOG", "info")
+                .env_remove("VIDEOCOUNTER_NAMESPACE"),
+            dir.join("operator.log"),
+        )
+    }
+
+    /// The operator holds the lease in the release namespace and records events.
+    fn assert_leader_and_events(&self, identity: &str, vc_name: &str) {
+        let lease =
+            get_json(&["lease", &self.fullname, "-n", &self.operator_ns.name]).expect("the leader Lease");
+        assert_eq!(lease["spec"]["holderIdentity"], identity);
+        let events = stdout(&run(kubectl().args([
+            "get",
+            "events",
+            "-n",
+            &self.apps_ns.name,
+            "--field-selector",
+            &format!("involvedObject.name={vc_name}"),
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])));
+        assert!(events.contains("TopicsCreated"), "events of {vc_name}: {events}");
+    }
+
+    /// `helm uninstall`: what stays is what the README says: the CRD (Helm
+    /// never deletes CRDs), the VideoCounter with its workers, and the Lease
+    /// the operator created at run time. Nothing of the chart.
+    fn uninstall_and_check_leftovers(&self, vc_name: &str) {
+        run(helm().args([
+            "uninstall",
+            &self.release,
+            "--namespace",
+            &self.operator_ns.name,
+            "--wait",
+            "--timeout",
+            "120s",
+        ]));
+        let expected: BTreeSet<String> = [format!("Lease/{}", self.fullname)].into();
+        eventually(
+            "only the Lease left in the operator namespace",
+            Duration::from_secs(60),
+            || (objects_in(&self.operator_ns.name) == expected).then_some(()),
+        );
+        assert_eq!(
+            cluster_objects_of(&self.release),
+            BTreeSet::new(),
+            "cluster-scoped objects left by the release"
+        );
+        assert!(
+            get_json(&["crd", "videocounters.videocounter.io"]).is_some(),
+            "the CRD stays"
+        );
+        let kept = objects_in(&self.apps_ns.name);
+        for object in [
+            format!("VideoCounter/{vc_name}"),
+            format!("StatefulSet/{vc_name}"),
+            format!("ConfigMap/{vc_name}-config"),
+        ] {
+            assert!(kept.contains(&object), "{object} should be kept; left: {kept:?}");
+        }
+    }
+}
+
 #[test]
 fn chart_rbac_is_enough_for_the_real_operator_and_uninstall_leaves_only_what_the_docs_say() {
-    let operator_bin = release_binary("videocounter-operator");
     required_env("VIDEOCOUNTER_KAFKA_BOOTSTRAP");
-    let operator_ns = Namespace::restricted("chart-op");
-    let apps_ns = Namespace::restricted("chart-apps");
-    let release = unique_name("vc");
-    let fullname = format!("{release}-videocounter-operator");
     let tmp_dir = tempfile::tempdir().unwrap();
-    let tmp = tmp_dir.path().to_path_buf();
-
-    // 1. Install, the operator managing one other namespace. --wait: the
-    // Deployment's pod (on a kwok node) must pass restricted admission and
-    // become available.
-    run(helm().args([
-        "install",
-        &release,
-        CHART,
-        "--namespace",
-        &operator_ns.name,
-        "--set",
-        &format!("watchNamespace={}", apps_ns.name),
-        "--wait",
-        "--timeout",
-        "120s",
-    ]));
-    let deployment =
-        get_json(&["deployment", &fullname, "-n", &operator_ns.name]).expect("the operator Deployment");
-    let pod_spec = &deployment["spec"]["template"]["spec"];
-    let service_account = pod_spec["serviceAccountName"].as_str().unwrap().to_string();
-    let chart_args: Vec<String> = pod_spec["containers"][0]["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
-
-    // 2. The real operator, with the chart's arguments (only the listen
-    // address moved to a free loopback port) and the ServiceAccount's rights.
-    let user = format!("system:serviceaccount:{}:{service_account}", operator_ns.name);
-    let kubeconfig = impersonating_kubeconfig(&tmp, &user);
-    let denied = try_run(
-        Command::new(videocounter_e2e::ground_binary("kubectl"))
-            .env("KUBECONFIG", &kubeconfig)
-            .args(["get", "secrets", "-n", &apps_ns.name]),
-    );
-    assert!(
-        !denied.status.success() && crate::support::stderr(&denied).contains("forbidden"),
-        "the impersonating kubeconfig should not list Secrets: it is not acting as the ServiceAccount"
-    );
+    let tmp = tmp_dir.path();
+    let install = Install::new();
+    let apps = &install.apps_ns.name;
     let http_port = free_port();
-    let args: Vec<String> = chart_args
-        .iter()
-        .map(|a| {
-            if a.starts_with("--http-listen=") {
-                format!("--http-listen=127.0.0.1:{http_port}")
-            } else {
-                a.clone()
-            }
-        })
-        .collect();
-    let identity = format!("{release}-test");
-    let mut operator = Process::start(
-        Command::new(&operator_bin)
-            .args(&args)
-            .env("KUBECONFIG", &kubeconfig)
-            .env("POD_NAME", &identity)
-            .env("POD_NAMESPACE", &operator_ns.name)
-            .env("RUST_LOG", "info")
-            .env_remove("VIDEOCOUNTER_NAMESPACE"),
-        tmp.join("operator.log"),
-    );
+    let identity = format!("{}-test", install.release);
+    let mut operator = install.start_operator(tmp, http_port, &identity);
 
-    // 3. The example, as a user would apply it (bootstrap and topic names
-    // adapted to the shared test broker).
+    // The example, as a user would apply it (bootstrap and topic names
+    // adapted to the shared test broker), reconciled to Ready.
     let vc = example_counter(&unique_name("t"));
-    apply(&apps_ns.name, &vc.to_string());
+    apply(apps, &vc.to_string());
     let name = vc["metadata"]["name"].as_str().unwrap().to_string();
+    let replicas = vc["spec"]["replicas"].as_i64().unwrap();
     let ready = eventually(
         "the example VideoCounter to be Ready",
         Duration::from_secs(120),
         || {
             operator.assert_running("the operator");
-            let vc = get_json(&["videocounter", &name, "-n", &apps_ns.name])?;
+            let vc = get_json(&["videocounter", &name, "-n", apps])?;
             (condition(&vc, "Ready")?["status"] == "True").then_some(vc)
         },
     );
-    assert_eq!(
-        ready["status"]["readyReplicas"], vc["spec"]["replicas"],
-        "{ready:#}"
-    );
-
-    // The lease is held by this process, in the release namespace.
-    let lease = get_json(&["lease", &fullname, "-n", &operator_ns.name]).expect("the leader Lease");
-    assert_eq!(lease["spec"]["holderIdentity"], identity.as_str());
-    // Events were recorded (TopicsCreated at least).
-    let events = run(kubectl().args([
-        "get",
-        "events",
-        "-n",
-        &apps_ns.name,
-        "--field-selector",
-        &format!("involvedObject.name={name}"),
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]));
-    assert!(
-        stdout(&events).contains("TopicsCreated"),
-        "events of {name}: {}",
-        stdout(&events)
-    );
+    assert_eq!(ready["status"]["readyReplicas"], replicas, "{ready:#}");
+    install.assert_leader_and_events(&identity, &name);
 
     // Rolling restart and scaling as the README says: pod deletion and
     // StatefulSet changes with the chart's permissions.
-    let replicas = vc["spec"]["replicas"].as_i64().unwrap();
-    crate::operations::restart_and_scale(&apps_ns.name, &name, replicas);
+    crate::operations::restart_and_scale(apps, &name, replicas);
 
-    // 4. The metric names the chart's alerts and dashboard query, against
-    // real scrapes: this operator's, and a worker's run on the configuration
-    // the operator rendered.
+    // The metric names the chart's alerts and dashboard query, against real
+    // scrapes: this operator's, and a worker's on the configuration the
+    // operator rendered; and the gateway of `make deploy` on that configuration.
     let operator_metrics = eventually("the operator's /metrics", Duration::from_secs(10), || {
         http_get(http_port, "/metrics")
     });
-    let config_map =
-        get_json(&["configmap", &format!("{name}-config"), "-n", &apps_ns.name]).expect("worker config");
+    let config_map = get_json(&["configmap", &format!("{name}-config"), "-n", apps]).expect("worker config");
     let worker_config = config_map["data"]["config.yaml"].as_str().unwrap();
     let input_topic = vc["spec"]["topics"]["input"].as_str().unwrap();
-    crate::metrics::check_against_real_scrapes(&operator_metrics, worker_config, input_topic, &tmp);
-    // And the gateway of `make deploy` runs on that configuration.
-    crate::gateway::check_manifest_runs_the_gateway(worker_config, input_topic, &tmp);
+    crate::metrics::check_against_real_scrapes(&operator_metrics, worker_config, input_topic, tmp);
+    crate::gateway::check_manifest_runs_the_gateway(worker_config, input_topic, tmp);
 
     operator.assert_running("the operator");
     operator.terminate();
@@ -270,39 +320,5 @@ fn chart_rbac_is_enough_for_the_real_operator_and_uninstall_leaves_only_what_the
         "the operator was refused something:\n{log}"
     );
 
-    // 5. Uninstall: what stays is what the README says: the CRD (Helm never
-    // deletes CRDs), the VideoCounter with its workers, and the Lease the
-    // operator created at run time. Nothing of the chart.
-    run(helm().args([
-        "uninstall",
-        &release,
-        "--namespace",
-        &operator_ns.name,
-        "--wait",
-        "--timeout",
-        "120s",
-    ]));
-    let expected: BTreeSet<String> = [format!("Lease/{fullname}")].into();
-    eventually(
-        "only the Lease left in the operator namespace",
-        Duration::from_secs(60),
-        || (objects_in(&operator_ns.name) == expected).then_some(()),
-    );
-    assert_eq!(
-        cluster_objects_of(&release),
-        BTreeSet::new(),
-        "cluster-scoped objects left by the release"
-    );
-    assert!(
-        get_json(&["crd", "videocounters.videocounter.io"]).is_some(),
-        "the CRD stays"
-    );
-    let kept = objects_in(&apps_ns.name);
-    for object in [
-        format!("VideoCounter/{name}"),
-        format!("StatefulSet/{name}"),
-        format!("ConfigMap/{name}-config"),
-    ] {
-        assert!(kept.contains(&object), "{object} should be kept; left: {kept:?}");
-    }
+    install.uninstall_and_check_leftovers(&name);
 }
