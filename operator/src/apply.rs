@@ -98,7 +98,10 @@ pub async fn read_credentials(
         let Some(secret) = secrets.get_opt(&reference.name).await? else {
             return Ok(Err(Problem::new(
                 "SecretNotFound",
-                format!("spec.{field} refers to Secret {:?}, which does not exist", reference.name),
+                format!(
+                    "spec.{field} refers to Secret {:?}, which does not exist",
+                    reference.name
+                ),
             )));
         };
         let value = secret
@@ -106,7 +109,12 @@ pub async fn read_credentials(
             .as_ref()
             .and_then(|d| d.get(&reference.key))
             .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned())
-            .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&reference.key).cloned()));
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(&reference.key).cloned())
+            });
         match value {
             Some(v) => *slot = Some(v),
             None => {

@@ -7,7 +7,7 @@
 //! the API server and Kafka report right now.
 
 use crate::apply::{apply, delete_pod, prune, read_credentials};
-use crate::builders::{self, BuildSettings, Children, MANAGED_BY_LABEL, MANAGER, INSTANCE_LABEL, names};
+use crate::builders::{self, BuildSettings, Children, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, names};
 use crate::crd::VideoCounter;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -74,7 +74,8 @@ impl Context {
         if let Some(admin) = admins.get(&key) {
             return Ok(admin.clone());
         }
-        let admin = TopicAdmin::new(&config.kafka, creds).map_err(|e| Problem::new(e.reason(), e.to_string()))?;
+        let admin =
+            TopicAdmin::new(&config.kafka, creds).map_err(|e| Problem::new(e.reason(), e.to_string()))?;
         if admins.len() >= 32 {
             admins.clear();
         }
@@ -103,7 +104,9 @@ pub async fn reconcile(vc: Arc<VideoCounter>, ctx: Arc<Context>) -> Result<Actio
         // Children carry owner references: the garbage collector removes them.
         return Ok(Action::await_change());
     }
-    let namespace = vc.namespace().ok_or_else(|| Error::MissingNamespace(vc.name_any()))?;
+    let namespace = vc
+        .namespace()
+        .ok_or_else(|| Error::MissingNamespace(vc.name_any()))?;
     let started = std::time::Instant::now();
 
     let mut problem = None;
@@ -120,7 +123,15 @@ pub async fn reconcile(vc: Arc<VideoCounter>, ctx: Arc<Context>) -> Result<Actio
         apply_children(&vc, &ctx, &namespace, children, topics_ready).await?;
     }
     let observed = observe_and_roll(&vc, &ctx, &namespace, topics_ready).await?;
-    publish_status(&vc, &ctx, &namespace, config.as_ref(), &observed, problem.as_ref()).await?;
+    publish_status(
+        &vc,
+        &ctx,
+        &namespace,
+        config.as_ref(),
+        &observed,
+        problem.as_ref(),
+    )
+    .await?;
     tracing::debug!(videocounter = %vc.name_any(), %namespace, elapsed_ms = started.elapsed().as_millis() as u64,
         "reconciled");
 
@@ -159,12 +170,20 @@ async fn ensure_topics(
         Ok(admin) => admin,
         Err(problem) => return Ok(Err(problem)),
     };
-    match admin.ensure(&topic_plan(config), vc.spec.topics.replication_factor).await {
+    match admin
+        .ensure(&topic_plan(config), vc.spec.topics.replication_factor)
+        .await
+    {
         Ok(created) => {
             if !created.is_empty() {
                 ctx.metrics.topics_created.inc_by(created.len() as u64);
-                ctx.publish(vc, EventType::Normal, "TopicsCreated", format!("created Kafka topics {}", created.join(", ")))
-                    .await;
+                ctx.publish(
+                    vc,
+                    EventType::Normal,
+                    "TopicsCreated",
+                    format!("created Kafka topics {}", created.join(", ")),
+                )
+                .await;
             }
             Ok(Ok(()))
         }
@@ -227,7 +246,12 @@ struct Observed {
 }
 
 /// Observes the pods and deletes the next batch of outdated ones, if allowed.
-async fn observe_and_roll(vc: &VideoCounter, ctx: &Context, namespace: &str, may_delete: bool) -> Result<Observed> {
+async fn observe_and_roll(
+    vc: &VideoCounter,
+    ctx: &Context,
+    namespace: &str,
+    may_delete: bool,
+) -> Result<Observed> {
     let name = vc.name_any();
     let stateful_sets: Api<StatefulSet> = ctx.api(namespace);
     let pods_api: Api<Pod> = ctx.api(namespace);
@@ -246,7 +270,8 @@ async fn observe_and_roll(vc: &VideoCounter, ctx: &Context, namespace: &str, may
     };
     // A template change is visible in updateRevision only once the StatefulSet
     // controller has observed the new generation; until then, look but do not touch.
-    let current = sts_status.observed_generation.is_some() && sts_status.observed_generation == sts.metadata.generation;
+    let current =
+        sts_status.observed_generation.is_some() && sts_status.observed_generation == sts.metadata.generation;
     // A fresh list, not a cache: a stale view could delete more than the budget.
     let pods = pods_api
         .list(&ListParams::default().labels(&builders::selector_string(vc)))
@@ -321,11 +346,17 @@ async fn publish_status(
         (Some(p), Some(c)) if c.reason == p.reason && c.message == p.message => {}
         (Some(p), _) => {
             tracing::warn!(videocounter = %vc.name_any(), %namespace, reason = %p.reason, message = %p.message, "degraded");
-            ctx.publish(vc, EventType::Warning, &p.reason, p.message.clone()).await;
+            ctx.publish(vc, EventType::Warning, &p.reason, p.message.clone())
+                .await;
         }
         (None, Some(c)) => {
-            ctx.publish(vc, EventType::Normal, "Recovered", format!("no longer degraded ({})", c.reason))
-                .await;
+            ctx.publish(
+                vc,
+                EventType::Normal,
+                "Recovered",
+                format!("no longer degraded ({})", c.reason),
+            )
+            .await;
         }
         (None, None) => {}
     }
@@ -335,8 +366,12 @@ async fn publish_status(
         "kind": "VideoCounter",
         "status": new,
     });
-    api.patch_status(&vc.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        &vc.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }
 

@@ -28,7 +28,10 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not connected to the API server yet")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not connected to the API server yet",
+        )
     }
 }
 

@@ -17,7 +17,11 @@ use videocounter_operator::leader::{self, LeaseSettings};
 use videocounter_operator::metrics::Metrics;
 
 #[derive(Parser)]
-#[command(version, about = "Kubernetes operator for VideoCounter resources", args_conflicts_with_subcommands = true)]
+#[command(
+    version,
+    about = "Kubernetes operator for VideoCounter resources",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -44,7 +48,11 @@ struct RunArgs {
     worker_image: String,
 
     /// Address of the HTTP server (/healthz, /readyz, /metrics).
-    #[arg(long, env = "VIDEOCOUNTER_OPERATOR_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "VIDEOCOUNTER_OPERATOR_HTTP_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
     http_listen: SocketAddr,
 
     /// Elect a leader with a Lease, so several replicas can run.
@@ -52,7 +60,11 @@ struct RunArgs {
     leader_election: bool,
 
     /// Name of the leader Lease.
-    #[arg(long, env = "VIDEOCOUNTER_LEASE_NAME", default_value = "videocounter-operator")]
+    #[arg(
+        long,
+        env = "VIDEOCOUNTER_LEASE_NAME",
+        default_value = "videocounter-operator"
+    )]
     lease_name: String,
 
     /// Namespace of the leader Lease (default: the pod's namespace, else
@@ -108,7 +120,9 @@ async fn main() -> ExitCode {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_lease_manager=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

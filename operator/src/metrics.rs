@@ -57,7 +57,11 @@ impl Metrics {
             "Worker pods deleted to move them to a new revision",
             self.pods_deleted.clone(),
         );
-        r.register("topics_created", "Kafka topics created", self.topics_created.clone());
+        r.register(
+            "topics_created",
+            "Kafka topics created",
+            self.topics_created.clone(),
+        );
         r.register(
             "leader",
             "1 while this replica holds the leader lease",

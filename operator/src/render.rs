@@ -42,7 +42,10 @@ pub fn worker_config(vc: &VideoCounter) -> Result<WorkerConfig, Vec<String>> {
         .map(|(i, w)| WindowConfig {
             size: duration(format!("windows[{i}].size"), &w.size),
             output_topic: w.output_topic.clone(),
-            grace: w.grace.as_deref().map(|g| duration(format!("windows[{i}].grace"), g)),
+            grace: w
+                .grace
+                .as_deref()
+                .map(|g| duration(format!("windows[{i}].grace"), g)),
             retention: w
                 .retention
                 .as_deref()
@@ -72,8 +75,12 @@ pub fn worker_config(vc: &VideoCounter) -> Result<WorkerConfig, Vec<String>> {
             crate::crd::EmitMode::OnWindowClose => videocounter_protocol::EmitMode::OnWindowClose,
         },
         processing_guarantee: match spec.processing_guarantee {
-            crate::crd::ProcessingGuarantee::ExactlyOnce => videocounter_protocol::ProcessingGuarantee::ExactlyOnce,
-            crate::crd::ProcessingGuarantee::AtLeastOnce => videocounter_protocol::ProcessingGuarantee::AtLeastOnce,
+            crate::crd::ProcessingGuarantee::ExactlyOnce => {
+                videocounter_protocol::ProcessingGuarantee::ExactlyOnce
+            }
+            crate::crd::ProcessingGuarantee::AtLeastOnce => {
+                videocounter_protocol::ProcessingGuarantee::AtLeastOnce
+            }
         },
         commit_interval,
         data_dir: PathBuf::from(DATA_DIR),
@@ -82,7 +89,11 @@ pub fn worker_config(vc: &VideoCounter) -> Result<WorkerConfig, Vec<String>> {
     if let Err(problems) = config.validate() {
         errors.extend(problems.into_iter().map(|p| format!("spec: {p}")));
     }
-    if errors.is_empty() { Ok(config) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
 }
 
 fn kafka_connection(kafka: &KafkaSpec) -> KafkaConnection {
@@ -150,10 +161,18 @@ mod tests {
         assert_eq!(config.application_id, "media.likes");
         assert_eq!(config.topics.input, "video_clicks_ingestion");
         assert_eq!(config.topics.partitions, 6);
-        let outputs: Vec<_> = config.resolved_windows().into_iter().map(|w| w.output_topic).collect();
+        let outputs: Vec<_> = config
+            .resolved_windows()
+            .into_iter()
+            .map(|w| w.output_topic)
+            .collect();
         assert_eq!(
             outputs,
-            ["video_aggregations_1", "video_aggregations_5", "video_aggregations_10"]
+            [
+                "video_aggregations_1",
+                "video_aggregations_5",
+                "video_aggregations_10"
+            ]
         );
         assert_eq!(config.data_dir, PathBuf::from(DATA_DIR));
         assert_eq!(config.http_listen, "0.0.0.0:8080");
@@ -202,7 +221,10 @@ mod tests {
         vc.spec.windows[1].output_topic = Some("video_aggregations_1".into());
         vc.spec.windows[2].size = "99999999999999999999h".into();
         let errors = worker_config(&vc).unwrap_err().join("\n");
-        assert!(errors.contains("spec.windows[2].size: invalid duration"), "{errors}");
+        assert!(
+            errors.contains("spec.windows[2].size: invalid duration"),
+            "{errors}"
+        );
         assert!(
             errors.contains("outputTopic \"video_aggregations_1\" is used by another window"),
             "{errors}"

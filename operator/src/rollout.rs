@@ -49,7 +49,11 @@ impl ObservedPod {
         Some(Self {
             name,
             ordinal,
-            revision: pod.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL).cloned()),
+            revision: pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(REVISION_LABEL).cloned()),
             ready,
             terminating: pod.metadata.deletion_timestamp.is_some(),
         })
@@ -122,7 +126,10 @@ pub fn ordinal_of(stateful_set: &str, pod_name: &str) -> Option<u32> {
 pub fn plan(pods: &[ObservedPod], target: &RolloutTarget) -> RolloutPlan {
     let total = target.replicas.max(0);
     let budget = target.max_unavailable.max(1);
-    let wanted: Vec<&ObservedPod> = pods.iter().filter(|p| (p.ordinal as i64) < total as i64).collect();
+    let wanted: Vec<&ObservedPod> = pods
+        .iter()
+        .filter(|p| (p.ordinal as i64) < total as i64)
+        .collect();
     let on_update = |p: &ObservedPod| p.revision.as_deref() == Some(target.update_revision);
     let available = |p: &ObservedPod| p.ready && !p.terminating;
 
@@ -134,13 +141,13 @@ pub fn plan(pods: &[ObservedPod], target: &RolloutTarget) -> RolloutPlan {
         .copied()
         .filter(|p| !p.terminating && !on_update(p))
         .collect();
-    outdated.sort_by(|a, b| b.ordinal.cmp(&a.ordinal));
+    outdated.sort_by_key(|p| std::cmp::Reverse(p.ordinal));
     let unavailable = total - ready;
 
     let mut delete: Vec<&ObservedPod> = outdated.iter().copied().filter(|p| !p.ready).collect();
     let free = (budget - unavailable).max(0) as usize;
     delete.extend(outdated.iter().copied().filter(|p| p.ready).take(free));
-    delete.sort_by(|a, b| b.ordinal.cmp(&a.ordinal));
+    delete.sort_by_key(|p| std::cmp::Reverse(p.ordinal));
 
     let mut batch: Vec<(u32, String)> = (0..total as u32)
         .filter_map(|ordinal| match wanted.iter().find(|p| p.ordinal == ordinal) {
@@ -367,12 +374,18 @@ mod tests {
                         };
                     }
                     let down = pods.iter().filter(|x| !x.ready).count() as i32;
-                    assert!(down <= budget, "{replicas} pods at {percent}%: {down} down > {budget}");
+                    assert!(
+                        down <= budget,
+                        "{replicas} pods at {percent}%: {down} down > {budget}"
+                    );
                     if let Some(starting) = pods.iter_mut().find(|x| !x.ready) {
                         starting.ready = true;
                     }
                     steps += 1;
-                    assert!(steps <= 3 * replicas, "{replicas} pods at {percent}% did not finish");
+                    assert!(
+                        steps <= 3 * replicas,
+                        "{replicas} pods at {percent}% did not finish"
+                    );
                 }
                 assert!(pods.iter().all(|p| p.revision.as_deref() == Some(NEW) && p.ready));
             }

@@ -52,7 +52,11 @@ pub fn compute(obs: &Observation) -> VideoCounterStatus {
     let plan = obs.plan;
     let settled = obs.revision_current && plan.is_some_and(RolloutPlan::is_settled);
     let (progressing, progressing_reason, progressing_message) = match plan {
-        None => (true, "Creating", "waiting for the StatefulSet to report its revision".to_string()),
+        None => (
+            true,
+            "Creating",
+            "waiting for the StatefulSet to report its revision".to_string(),
+        ),
         Some(_) if !obs.revision_current => (
             true,
             "TemplateChanged",
@@ -74,13 +78,27 @@ pub fn compute(obs: &Observation) -> VideoCounterStatus {
             "PodsStarting",
             format!("{}/{} pods ready", p.ready, p.total),
         ),
-        Some(p) => (false, "Complete", format!("{} pods ready on the current revision", p.total)),
+        Some(p) => (
+            false,
+            "Complete",
+            format!("{} pods ready on the current revision", p.total),
+        ),
     };
     let (ready, ready_reason, ready_message) = match (obs.problem, plan) {
         (Some(problem), _) => (false, problem.reason.clone(), problem.message.clone()),
-        (None, Some(p)) if settled => (true, "AllPodsReady".into(), format!("{}/{} pods ready", p.ready, p.total)),
-        (None, Some(_)) if !obs.revision_current => (false, "TemplateChanged".into(), progressing_message.clone()),
-        (None, Some(p)) => (false, "PodsNotReady".into(), format!("{}/{} pods ready", p.ready, p.total)),
+        (None, Some(p)) if settled => (
+            true,
+            "AllPodsReady".into(),
+            format!("{}/{} pods ready", p.ready, p.total),
+        ),
+        (None, Some(_)) if !obs.revision_current => {
+            (false, "TemplateChanged".into(), progressing_message.clone())
+        }
+        (None, Some(p)) => (
+            false,
+            "PodsNotReady".into(),
+            format!("{}/{} pods ready", p.ready, p.total),
+        ),
         (None, None) => (false, "Creating".into(), progressing_message.clone()),
     };
     let (degraded_reason, degraded_message) = match obs.problem {
@@ -89,8 +107,20 @@ pub fn compute(obs: &Observation) -> VideoCounterStatus {
     };
     let conditions = vec![
         condition(obs, READY, ready, &ready_reason, &ready_message),
-        condition(obs, PROGRESSING, progressing, progressing_reason, &progressing_message),
-        condition(obs, DEGRADED, obs.problem.is_some(), &degraded_reason, &degraded_message),
+        condition(
+            obs,
+            PROGRESSING,
+            progressing,
+            progressing_reason,
+            &progressing_message,
+        ),
+        condition(
+            obs,
+            DEGRADED,
+            obs.problem.is_some(),
+            &degraded_reason,
+            &degraded_message,
+        ),
     ];
     let phase = match plan {
         _ if obs.problem.is_some() => Phase::Degraded,
@@ -108,13 +138,15 @@ pub fn compute(obs: &Observation) -> VideoCounterStatus {
         phase: Some(phase),
         windows: obs.windows.clone(),
         application_id: obs.application_id.clone(),
-        rollout: plan.filter(|p| !p.is_settled() && obs.revision_current).map(|p| RolloutStatus {
-            revision: obs.revision.unwrap_or_default().to_string(),
-            updated: p.updated_ready,
-            total: p.total,
-            max_unavailable: p.max_unavailable,
-            current_batch: p.current_batch.clone(),
-        }),
+        rollout: plan
+            .filter(|p| !p.is_settled() && obs.revision_current)
+            .map(|p| RolloutStatus {
+                revision: obs.revision.unwrap_or_default().to_string(),
+                updated: p.updated_ready,
+                total: p.total,
+                max_unavailable: p.max_unavailable,
+                current_batch: p.current_batch.clone(),
+            }),
         conditions,
     }
 }
@@ -201,11 +233,23 @@ mod tests {
     fn all_pods_ready_on_the_revision_is_ready() {
         let p = observed(&[true, true], &["new", "new"]);
         let s = compute(&obs(Some(&p), None));
-        assert_eq!(status_of(&s, READY), (ConditionStatus::True, "AllPodsReady".into()));
-        assert_eq!(status_of(&s, PROGRESSING), (ConditionStatus::False, "Complete".into()));
-        assert_eq!(status_of(&s, DEGRADED), (ConditionStatus::False, "Healthy".into()));
+        assert_eq!(
+            status_of(&s, READY),
+            (ConditionStatus::True, "AllPodsReady".into())
+        );
+        assert_eq!(
+            status_of(&s, PROGRESSING),
+            (ConditionStatus::False, "Complete".into())
+        );
+        assert_eq!(
+            status_of(&s, DEGRADED),
+            (ConditionStatus::False, "Healthy".into())
+        );
         assert_eq!(s.phase, Some(Phase::Running));
-        assert_eq!((s.ready_replicas, s.updated_replicas, s.observed_generation), (2, 2, Some(3)));
+        assert_eq!(
+            (s.ready_replicas, s.updated_replicas, s.observed_generation),
+            (2, 2, Some(3))
+        );
         assert!(s.rollout.is_none());
         assert!(s.conditions.iter().all(|c| c.observed_generation == Some(3)));
     }
@@ -214,11 +258,17 @@ mod tests {
     fn a_rollout_reports_progress() {
         let p = observed(&[true, true, false], &["old", "old", "new"]);
         let s = compute(&obs(Some(&p), None));
-        assert_eq!(status_of(&s, PROGRESSING), (ConditionStatus::True, "RollingUpdate".into()));
+        assert_eq!(
+            status_of(&s, PROGRESSING),
+            (ConditionStatus::True, "RollingUpdate".into())
+        );
         assert_eq!(status_of(&s, READY).0, ConditionStatus::False);
         assert_eq!(s.phase, Some(Phase::Progressing));
         let r = s.rollout.unwrap();
-        assert_eq!((r.updated, r.total, r.current_batch), (0, 3, vec!["likes-2".to_string()]));
+        assert_eq!(
+            (r.updated, r.total, r.current_batch),
+            (0, 3, vec!["likes-2".to_string()])
+        );
     }
 
     #[test]
@@ -230,7 +280,10 @@ mod tests {
             status_of(&s, DEGRADED),
             (ConditionStatus::True, "TopicPartitionMismatch".into())
         );
-        assert_eq!(find(&s, DEGRADED).unwrap().message, "topic x has 3 partitions, want 6");
+        assert_eq!(
+            find(&s, DEGRADED).unwrap().message,
+            "topic x has 3 partitions, want 6"
+        );
         assert_eq!(status_of(&s, READY).0, ConditionStatus::False);
         assert_eq!(s.phase, Some(Phase::Degraded));
     }
@@ -240,7 +293,10 @@ mod tests {
         let p = observed(&[false, false], &["new", "new"]);
         let s = compute(&obs(Some(&p), None));
         assert_eq!(s.phase, Some(Phase::Pending));
-        assert_eq!(status_of(&s, PROGRESSING), (ConditionStatus::True, "PodsStarting".into()));
+        assert_eq!(
+            status_of(&s, PROGRESSING),
+            (ConditionStatus::True, "PodsStarting".into())
+        );
         assert_eq!(compute(&obs(None, None)).phase, Some(Phase::Pending));
     }
 
@@ -250,8 +306,14 @@ mod tests {
         let mut o = obs(Some(&p), None);
         o.revision_current = false;
         let s = compute(&o);
-        assert_eq!(status_of(&s, READY), (ConditionStatus::False, "TemplateChanged".into()));
-        assert_eq!(status_of(&s, PROGRESSING), (ConditionStatus::True, "TemplateChanged".into()));
+        assert_eq!(
+            status_of(&s, READY),
+            (ConditionStatus::False, "TemplateChanged".into())
+        );
+        assert_eq!(
+            status_of(&s, PROGRESSING),
+            (ConditionStatus::True, "TemplateChanged".into())
+        );
         assert_eq!(s.phase, Some(Phase::Progressing));
     }
 
@@ -265,7 +327,13 @@ mod tests {
         let problem = Problem::new("KafkaUnavailable", "no broker");
         later.problem = Some(&problem);
         let after = compute(&later);
-        assert_eq!(find(&after, PROGRESSING).unwrap().last_transition_time, "2025-01-01T00:00:00Z");
-        assert_eq!(find(&after, DEGRADED).unwrap().last_transition_time, "2025-01-02T00:00:00Z");
+        assert_eq!(
+            find(&after, PROGRESSING).unwrap().last_transition_time,
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            find(&after, DEGRADED).unwrap().last_transition_time,
+            "2025-01-02T00:00:00Z"
+        );
     }
 }

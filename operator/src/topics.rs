@@ -36,7 +36,9 @@ pub enum TopicError {
     Unreachable { bootstrap: String, reason: String },
     #[error("{}", describe_mismatches(.0))]
     PartitionMismatch(Vec<Mismatch>),
-    #[error("topic {topic} has cleanup.policy={policy:?}; a changelog must be compacted (cleanup.policy=compact)")]
+    #[error(
+        "topic {topic} has cleanup.policy={policy:?}; a changelog must be compacted (cleanup.policy=compact)"
+    )]
     NotCompacted { topic: String, policy: String },
     #[error("creating topic {topic} failed: {reason}")]
     CreateFailed { topic: String, reason: String },
@@ -65,7 +67,12 @@ pub struct Mismatch {
 fn describe_mismatches(mismatches: &[Mismatch]) -> String {
     let list: Vec<String> = mismatches
         .iter()
-        .map(|m| format!("topic {} has {} partitions, {} are needed", m.topic, m.existing, m.planned))
+        .map(|m| {
+            format!(
+                "topic {} has {} partitions, {} are needed",
+                m.topic, m.existing, m.planned
+            )
+        })
         .collect();
     format!(
         "{}; partition counts of internal and output topics must equal topics.partitions \
@@ -110,7 +117,10 @@ pub fn admin_client_config(conn: &KafkaConnection, creds: &KafkaCredentials) -> 
     c.set("bootstrap.servers", &conn.bootstrap_servers)
         .set("security.protocol", conn.security_protocol.as_librdkafka())
         .set("client.id", "videocounter-operator");
-    if matches!(conn.security_protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+    if matches!(
+        conn.security_protocol,
+        SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+    ) {
         for (key, value) in [
             ("ssl.ca.pem", &creds.ca_pem),
             ("ssl.certificate.pem", &creds.cert_pem),
@@ -157,10 +167,11 @@ impl TopicAdmin {
     /// Partition counts of every topic on the cluster.
     pub async fn existing_topics(&self) -> Result<BTreeMap<String, usize>, TopicError> {
         let client = self.client.clone();
-        let metadata = tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, METADATA_TIMEOUT))
-            .await
-            .expect("metadata task panicked")
-            .map_err(|e| self.unreachable(e.to_string()))?;
+        let metadata =
+            tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, METADATA_TIMEOUT))
+                .await
+                .expect("metadata task panicked")
+                .map_err(|e| self.unreachable(e.to_string()))?;
         Ok(metadata
             .topics()
             .iter()
@@ -171,7 +182,11 @@ impl TopicAdmin {
 
     /// Makes every planned topic exist with the planned partitions and configs.
     /// Returns the names of the topics it created.
-    pub async fn ensure(&self, plan: &[TopicPlan], replication_factor: Option<i32>) -> Result<Vec<String>, TopicError> {
+    pub async fn ensure(
+        &self,
+        plan: &[TopicPlan],
+        replication_factor: Option<i32>,
+    ) -> Result<Vec<String>, TopicError> {
         let check = check_topics(plan, &self.existing_topics().await?);
         if !check.mismatched.is_empty() {
             return Err(TopicError::PartitionMismatch(check.mismatched));
@@ -183,7 +198,11 @@ impl TopicAdmin {
         Ok(created)
     }
 
-    async fn create(&self, topics: &[TopicPlan], replication_factor: Option<i32>) -> Result<Vec<String>, TopicError> {
+    async fn create(
+        &self,
+        topics: &[TopicPlan],
+        replication_factor: Option<i32>,
+    ) -> Result<Vec<String>, TopicError> {
         if topics.is_empty() {
             return Ok(Vec::new());
         }
@@ -307,7 +326,11 @@ mod tests {
         let mut config = WorkerConfig::with_bootstrap("k:9092");
         config.topics.dead_letter = Some("video_clicks_ingestion".into());
         let check = check_topics(&topic_plan(&config), &BTreeMap::new());
-        let count = check.missing.iter().filter(|t| t.name == "video_clicks_ingestion").count();
+        let count = check
+            .missing
+            .iter()
+            .filter(|t| t.name == "video_clicks_ingestion")
+            .count();
         assert_eq!(count, 1);
     }
 

@@ -57,7 +57,11 @@ pub fn children(vc: &VideoCounter, config: &WorkerConfig, settings: &BuildSettin
         config_map,
         headless_service: headless_service(vc),
         api_service: vc.spec.service.enabled.then(|| api_service(vc)),
-        pod_disruption_budget: vc.spec.pod_disruption_budget.enabled.then(|| pod_disruption_budget(vc)),
+        pod_disruption_budget: vc
+            .spec
+            .pod_disruption_budget
+            .enabled
+            .then(|| pod_disruption_budget(vc)),
     }
 }
 

@@ -38,9 +38,6 @@ mod tests {
         vc.spec.replicas = 5;
         let spec = pod_disruption_budget(&vc).spec.unwrap();
         assert_eq!(spec.max_unavailable, Some(IntOrString::Int(2)));
-        assert_eq!(
-            spec.selector.unwrap().match_labels.unwrap(),
-            selector_labels(&vc)
-        );
+        assert_eq!(spec.selector.unwrap().match_labels.unwrap(), selector_labels(&vc));
     }
 }

@@ -10,6 +10,7 @@ use crate::render::{CONFIG_DIR, CONFIG_FILE, DATA_DIR, HTTP_PORT, SECRETS_DIR, s
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
 };
+use k8s_openapi::api::core::v1::PodAntiAffinity;
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaim,
@@ -17,7 +18,6 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
     VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
-use k8s_openapi::api::core::v1::PodAntiAffinity;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -67,7 +67,10 @@ pub fn stateful_set(vc: &VideoCounter, config_map: &ConfigMap, settings: &BuildS
                     access_modes: Some(vec!["ReadWriteOnce".into()]),
                     storage_class_name: storage.storage_class_name.clone(),
                     resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([("storage".into(), Quantity(storage.size.clone()))])),
+                        requests: Some(BTreeMap::from([(
+                            "storage".into(),
+                            Quantity(storage.size.clone()),
+                        )])),
                         ..VolumeResourceRequirements::default()
                     }),
                     ..PersistentVolumeClaimSpec::default()
@@ -315,7 +318,14 @@ mod tests {
     }
 
     fn template_annotations(sts: &StatefulSet) -> BTreeMap<String, String> {
-        sts.spec.clone().unwrap().template.metadata.unwrap().annotations.unwrap()
+        sts.spec
+            .clone()
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()
     }
 
     #[test]
@@ -334,14 +344,31 @@ mod tests {
     fn the_pod_name_is_the_static_member_id() {
         let pod = build(&example()).spec.unwrap().template.spec.unwrap();
         let c = &pod.containers[0];
-        let id = c.env.as_ref().unwrap().iter().find(|e| e.name == "VIDEOCOUNTER_INSTANCE_ID").unwrap();
+        let id = c
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "VIDEOCOUNTER_INSTANCE_ID")
+            .unwrap();
         assert_eq!(
-            id.value_from.as_ref().unwrap().field_ref.as_ref().unwrap().field_path,
+            id.value_from
+                .as_ref()
+                .unwrap()
+                .field_ref
+                .as_ref()
+                .unwrap()
+                .field_path,
             "metadata.name"
         );
         assert_eq!(
             c.args.as_ref().unwrap(),
-            &["--config", "/etc/videocounter/config.yaml", "--data-dir", "/var/lib/videocounter"]
+            &[
+                "--config",
+                "/etc/videocounter/config.yaml",
+                "--data-dir",
+                "/var/lib/videocounter"
+            ]
         );
         assert_eq!(c.image.as_deref(), Some("ghcr.io/videocounter/worker:0.1.0"));
         let readiness = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
@@ -354,7 +381,10 @@ mod tests {
     fn the_pod_is_hardened() {
         let pod = build(&example()).spec.unwrap().template.spec.unwrap();
         let psc = pod.security_context.unwrap();
-        assert_eq!((psc.run_as_non_root, psc.fs_group), (Some(true), Some(WORKER_UID)));
+        assert_eq!(
+            (psc.run_as_non_root, psc.fs_group),
+            (Some(true), Some(WORKER_UID))
+        );
         let sc = pod.containers[0].security_context.clone().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.allow_privilege_escalation, Some(false));
@@ -403,9 +433,19 @@ mod tests {
     #[test]
     fn user_labels_cannot_override_the_selector() {
         let mut vc = example();
-        vc.spec.worker.pod_labels.insert("app.kubernetes.io/instance".into(), "other".into());
+        vc.spec
+            .worker
+            .pod_labels
+            .insert("app.kubernetes.io/instance".into(), "other".into());
         vc.spec.worker.pod_labels.insert("team".into(), "media".into());
-        let labels = build(&vc).spec.unwrap().template.metadata.unwrap().labels.unwrap();
+        let labels = build(&vc)
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap();
         assert_eq!(labels["app.kubernetes.io/instance"], "likes");
         assert_eq!(labels["team"], "media");
     }
@@ -420,7 +460,12 @@ mod tests {
         }))
         .unwrap();
         let pod = build(&vc).spec.unwrap().template.spec.unwrap();
-        let volume = pod.volumes.unwrap().into_iter().find(|v| v.name == "secret-0").unwrap();
+        let volume = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "secret-0")
+            .unwrap();
         assert_eq!(volume.secret.unwrap().secret_name.as_deref(), Some("creds"));
         let mount = pod.containers[0]
             .volume_mounts

@@ -6,6 +6,9 @@
 //! count) live here as schema constraints and CEL rules; everything else is
 //! checked by the operator and reported as a `Degraded` condition.
 
+// Several `printcolumn(type_ = "integer", ...)` are several columns, not a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
 mod kafka;
 mod schema;
 mod status;
@@ -78,11 +81,7 @@ pub const RESTART_ANNOTATION: &str = "videocounter.io/restartedAt";
         json_path = ".status.phase",
         description = "Pending, Running, Progressing or Degraded"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct VideoCounterSpec {
@@ -98,7 +97,7 @@ pub struct VideoCounterSpec {
     /// `-dead-letter`). Defaults to `<namespace>.<name>`. Changing it starts
     /// counting from scratch under new internal topics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-zA-Z0-9._-]{1,200}$"))]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9._-]{1,200}$"), length(max = 200))]
     pub application_id: Option<String>,
 
     /// How to reach the Kafka cluster. Credentials come from Secrets.
@@ -173,7 +172,7 @@ pub struct TopicsSpec {
     /// Topic of like events. Created with `partitions` partitions if it does not
     /// exist; an existing one may have any partition count.
     #[serde(default = "default_input_topic")]
-    #[schemars(regex(pattern = r"^[a-zA-Z0-9._-]{1,200}$"))]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9._-]{1,200}$"), length(max = 200))]
     pub input: String,
 
     /// Encoding of input records.
@@ -194,7 +193,7 @@ pub struct TopicsSpec {
     /// Dead-letter topic for input records that cannot be decoded. Defaults to
     /// `<applicationId>-dead-letter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-zA-Z0-9._-]{1,200}$"))]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9._-]{1,200}$"), length(max = 200))]
     pub dead_letter: Option<String>,
 
     /// Replication factor of the topics the operator creates. Defaults to the
@@ -229,7 +228,7 @@ pub struct WindowSpec {
     /// Topic the window's counts are written to. Defaults to
     /// `video_aggregations_<minutes>` (`video_aggregations_30s` below a minute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-zA-Z0-9._-]{1,200}$"))]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9._-]{1,200}$"), length(max = 200))]
     pub output_topic: Option<String>,
 
     /// Grace period of this window; defaults to `spec.grace`.

@@ -53,7 +53,8 @@ impl JsonSchema for Quantity {
 
 /// Schema of a field holding a count or a percentage (`2`, `"50%"`).
 pub fn int_or_string(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({ "x-kubernetes-int-or-string": true })
+    // maxLength bounds the cost of CEL rules on the value.
+    json_schema!({ "x-kubernetes-int-or-string": true, "maxLength": 8 })
 }
 
 /// The number a count-or-percentage resolves to for `total`, rounded down
@@ -76,7 +77,10 @@ mod tests {
     #[test]
     fn quantities_accept_numbers_and_strings() {
         let q: Vec<Quantity> = serde_json::from_str(r#"["512Mi", 2, 0.5]"#).unwrap();
-        assert_eq!(q, [Quantity::new("512Mi"), Quantity::new("2"), Quantity::new("0.5")]);
+        assert_eq!(
+            q,
+            [Quantity::new("512Mi"), Quantity::new("2"), Quantity::new("0.5")]
+        );
     }
 
     #[test]

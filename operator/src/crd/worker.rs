@@ -149,16 +149,21 @@ impl Default for ResourcesSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new(
-    "self.size == oldSelf.size && self.?storageClassName.orValue('') == oldSelf.?storageClassName.orValue('')"
+    "self.size == oldSelf.size && (has(self.storageClassName) ? self.storageClassName : '') == \
+     (has(oldSelf.storageClassName) ? oldSelf.storageClassName : '')"
 ).message("storage.size and storage.storageClassName cannot change: a StatefulSet's volume claims are immutable"))]
 pub struct StorageSpec {
     /// Size of each worker's volume.
     #[serde(default = "default_storage_size")]
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
+    #[schemars(
+        regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"),
+        length(max = 32)
+    )]
     pub size: String,
 
     /// StorageClass of the volumes. Defaults to the cluster's default class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub storage_class_name: Option<String>,
 
     /// What happens to the volumes when the VideoCounter is deleted or scaled down.
