@@ -33,11 +33,13 @@ pub struct Cli {
     pub application_id: Option<String>,
     #[arg(long, env = "VIDEOCOUNTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Consumer group protocol: `classic` (cooperative-sticky) or `consumer` (KIP-848).
-    #[arg(long, env = "VIDEOCOUNTER_GROUP_PROTOCOL", value_enum, default_value_t = GroupProtocol::Classic)]
+    /// Consumer group protocol: `consumer` (KIP-848, broker-side assignment) or
+    /// `classic` (cooperative-sticky). See the README for the measurements.
+    #[arg(long, env = "VIDEOCOUNTER_GROUP_PROTOCOL", value_enum, default_value_t = GroupProtocol::Consumer)]
     pub group_protocol: GroupProtocol,
-    /// How long the group waits for a silent member (classic protocol) before
-    /// moving its partitions; a restarted pod within this time keeps them.
+    /// Classic protocol only: how long the group waits for a silent member before
+    /// moving its partitions (KIP-848 takes it from the broker's
+    /// `group.consumer.session.timeout.ms`).
     #[arg(long, env = "VIDEOCOUNTER_SESSION_TIMEOUT", default_value = "45s")]
     pub session_timeout: HumanDuration,
 }

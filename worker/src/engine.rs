@@ -5,6 +5,7 @@
 
 use crate::codec::{self, DecodeError, STREAM_TIME_KEY};
 use crate::combiner::Combiner;
+use crate::counts::PartitionCounts;
 use crate::config::Settings;
 use crate::emit::{ChangelogChange, CommitPlan};
 use crate::partitioner::partition_for;
@@ -15,7 +16,7 @@ use crate::store::{StoreError, StoreResources};
 use crate::task::{ActiveTask, Task};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -32,6 +33,20 @@ pub enum CommitError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+impl CommitError {
+    /// Whether the session has to be rebuilt; otherwise aborting the
+    /// transaction and rewinding to the last commit is enough.
+    fn is_fatal(&self) -> bool {
+        match self {
+            CommitError::Sink(e) => e.is_fatal(),
+            CommitError::Store(_) => true,
+        }
+    }
+}
+
+/// Consecutive failed commits after which the session is rebuilt.
+const MAX_COMMIT_FAILURES: u32 = 5;
 
 /// A record the worker cannot count, with why.
 struct DeadLetter {
@@ -75,7 +90,8 @@ pub struct Engine {
     since_check: u32,
     tally: Tally,
     status_changed: bool,
-    /// Set when the session must end: a failed commit or lost partitions.
+    failed_commits: u32,
+    /// Set when the session must end: a fatal commit failure.
     broken: Option<String>,
 }
 
@@ -110,6 +126,7 @@ impl Engine {
             last_commit: Instant::now(),
             since_check: 0,
             status_changed: true,
+            failed_commits: 0,
             broken: None,
         }
     }
@@ -277,6 +294,13 @@ impl Engine {
     /// partitions stay paused until their store is restored.
     pub fn on_assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
         self.shared.metrics.rebalances.get_or_create(&self.shared.metrics.kind("assign")).inc();
+        // First assignment of the session: take over the transactional id now,
+        // which also aborts a crashed predecessor's open transaction so the
+        // restores below see a stable changelog end at once.
+        if let Err(e) = self.sink.init() {
+            self.broken = Some(format!("cannot initialize the transactional producer: {e}"));
+            return;
+        }
         let mut pause = TopicPartitionList::new();
         for e in tpl.elements() {
             let p = e.partition();
@@ -313,13 +337,79 @@ impl Engine {
         tracing::info!(revoked = ?partition_names(tpl), "partitions revoked");
     }
 
-    /// Partitions taken away without a revoke (session timeout): nothing of
-    /// the open commit interval may be committed any more.
+    /// Partitions taken away without a revoke (session timeout): another
+    /// worker may own them already, so nothing uncommitted may be committed.
     pub fn on_lost(&mut self, tpl: &TopicPartitionList) {
         self.shared.metrics.rebalances.get_or_create(&self.shared.metrics.kind("lost")).inc();
         tracing::warn!(lost = ?partition_names(tpl), "partitions lost; discarding uncommitted work");
-        self.broken = Some("partitions were lost (session timed out)".into());
+        self.sink.abort();
+        self.discard_uncommitted();
         self.release(tpl);
+    }
+
+    /// Forgets everything since the last commit: combined records, dead
+    /// letters and in-memory counts (the stores hold the committed state).
+    fn discard_uncommitted(&mut self) {
+        self.combiner.clear();
+        self.dead_letters.clear();
+        let windows = self.settings.specs.len();
+        self.tally = Tally {
+            counted: vec![0; windows],
+            late: vec![0; windows],
+            outputs: vec![0; windows],
+            ..Default::default()
+        };
+        for (p, task) in self.tasks.iter_mut() {
+            if let Task::Active(t) = task {
+                match t.store.stream_time() {
+                    Ok(st) => t.counts = PartitionCounts::new(self.settings.specs.clone(), st),
+                    Err(e) => self.broken = Some(format!("partition {p}: {e}")),
+                }
+            }
+        }
+    }
+
+    /// After an aborted transaction: discard the uncommitted work and move
+    /// every processed partition back to its committed offset, so the same
+    /// records are processed again into the next transaction.
+    fn rewind_to_last_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.discard_uncommitted();
+        self.committed.clear();
+        let mut tpl = TopicPartitionList::new();
+        for p in &self.inputs {
+            tpl.add_partition(&self.settings.input_topic, *p);
+        }
+        for (p, task) in &self.tasks {
+            if matches!(task, Task::Active(_)) && !self.rewinds.contains_key(p) {
+                tpl.add_partition(&self.settings.repartition_topic, *p);
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        let rewound = consumer
+            .committed_offsets(tpl, Duration::from_secs(30))
+            .and_then(|committed| {
+                let mut seek = TopicPartitionList::new();
+                for e in committed.elements() {
+                    let offset = match e.offset() {
+                        Offset::Offset(o) => Offset::Offset(o),
+                        _ => Offset::Beginning,
+                    };
+                    seek.add_partition_offset(e.topic(), e.partition(), offset)?;
+                }
+                consumer.seek_partitions(seek, Duration::from_secs(30))
+            });
+        match rewound {
+            Ok(result) => {
+                for e in result.elements() {
+                    if let Err(err) = e.error() {
+                        self.broken = Some(format!("cannot rewind {}[{}]: {err}", e.topic(), e.partition()));
+                    }
+                }
+            }
+            Err(e) => self.broken = Some(format!("cannot rewind to the last commit: {e}")),
+        }
     }
 
     fn release(&mut self, tpl: &TopicPartitionList) {
@@ -406,13 +496,22 @@ impl Engine {
                 }
                 m.commit_duration_seconds.observe(started.elapsed().as_secs_f64());
                 m.commits.get_or_create(&m.kind("ok")).inc();
+                self.failed_commits = 0;
                 self.flush_tally();
             }
             Err(e) => {
                 m.commits.get_or_create(&m.kind("failed")).inc();
-                tracing::error!(error = %e, "commit failed; restarting the session from the last commit");
                 self.sink.abort();
-                self.broken = Some(format!("commit failed: {e}"));
+                self.failed_commits += 1;
+                if e.is_fatal() || self.failed_commits >= MAX_COMMIT_FAILURES {
+                    tracing::error!(error = %e, "commit failed; restarting the session from the last commit");
+                    self.broken = Some(format!("commit failed: {e}"));
+                } else {
+                    // Typically a rebalance in progress (stale generation): the
+                    // transaction is aborted and its work redone after it.
+                    tracing::warn!(error = %e, "commit failed; transaction aborted, resuming from the last commit");
+                    self.rewind_to_last_commit(consumer);
+                }
             }
         }
     }
@@ -423,6 +522,7 @@ impl Engine {
         offsets: &TopicPartitionList,
     ) -> Result<(), CommitError> {
         let s = &self.settings;
+        self.sink.init()?;
         self.sink.begin()?;
         for (video_id, c) in self.combiner.drain() {
             let value = codec::encode_repartition_value(c.count, c.max_ts);
@@ -431,7 +531,10 @@ impl Engine {
                 partition: Some(partition_for(video_id.as_bytes(), s.partitions)),
                 key: Some(video_id.as_bytes()),
                 value: Some(&value),
-                timestamp: Some(c.max_ts),
+                // Event time travels in the value. The record carries the
+                // processing time, so the topic's time-based retention never
+                // deletes unprocessed records of old (replayed) events.
+                timestamp: None,
                 headers: None,
             })?;
             self.tally.repartitioned += 1;
@@ -591,6 +694,7 @@ fn send_dead_letter(sink: &Sink, topic: &str, dl: DeadLetter) -> Result<(), Sink
     let error = dl.error.to_string();
     let partition = dl.source_partition.to_string();
     let offset = dl.source_offset.to_string();
+    let timestamp = dl.timestamp.map(|t| t.to_string()).unwrap_or_default();
     let headers = OwnedHeaders::new()
         .insert(Header {
             key: "videocounter.error",
@@ -611,14 +715,17 @@ fn send_dead_letter(sink: &Sink, topic: &str, dl: DeadLetter) -> Result<(), Sink
         .insert(Header {
             key: "videocounter.source.offset",
             value: Some(offset.as_bytes()),
+        })
+        .insert(Header {
+            key: "videocounter.source.timestamp",
+            value: Some(timestamp.as_bytes()),
         });
-    debug_assert_eq!(headers.count(), 5);
     sink.send(Record {
         topic,
         partition: None,
         key: dl.key.as_deref(),
         value: dl.value.as_deref(),
-        timestamp: dl.timestamp,
+        timestamp: None,
         headers: Some(headers),
     })
 }

@@ -1,52 +1,34 @@
 //! Which group member owns which counting partition, for `GET /v1/counts`
-//! on a video another worker counts. The classic group protocol describes
-//! every member with its client id (the instance id) and its assignment.
+//! on a video another worker counts. librdkafka's DescribeConsumerGroups
+//! admin call describes classic and KIP-848 groups alike; rust-rdkafka does
+//! not wrap it, so the few calls are made through its bindings here.
 
+use rdkafka::bindings as rd;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::collections::BTreeMap;
+use std::ffi::{CStr, CString, c_char};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Parses a consumer-protocol `Assignment` (any version): topics with their
-/// partitions; trailing user data is ignored.
-pub fn parse_assignment(bytes: &[u8]) -> Result<Vec<(String, Vec<i32>)>, &'static str> {
-    let mut r = Reader { bytes, at: 0 };
-    let _version = r.i16()?;
-    let topics = r.i32()?;
-    let mut out = Vec::new();
-    for _ in 0..topics.max(0) {
-        let len = r.i16()?;
-        let name = r.take(len.max(0) as usize)?;
-        let name = std::str::from_utf8(name).map_err(|_| "topic name is not UTF-8")?.to_owned();
-        let n = r.i32()?;
-        let mut parts = Vec::with_capacity(n.clamp(0, 10_000) as usize);
-        for _ in 0..n.max(0) {
-            parts.push(r.i32()?);
-        }
-        out.push((name, parts));
-    }
-    Ok(out)
+/// One group member: its instance id and its assigned partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub instance_id: String,
+    pub partitions: Vec<(String, i32)>,
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        let end = self.at.checked_add(n).ok_or("truncated assignment")?;
-        let s = self.bytes.get(self.at..end).ok_or("truncated assignment")?;
-        self.at = end;
-        Ok(s)
-    }
-    fn i16(&mut self) -> Result<i16, &'static str> {
-        Ok(i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
-    }
-    fn i32(&mut self) -> Result<i32, &'static str> {
-        Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
-    }
+/// Owner of every assigned partition of `topic` (pure).
+pub fn owners_of(topic: &str, members: &[Member]) -> BTreeMap<i32, String> {
+    members
+        .iter()
+        .flat_map(|m| {
+            m.partitions
+                .iter()
+                .filter(|(t, _)| t == topic)
+                .map(|(_, p)| (*p, m.instance_id.clone()))
+        })
+        .collect()
 }
 
 /// Cached owners of the partitions of one topic in one consumer group.
@@ -77,7 +59,7 @@ impl OwnerDirectory {
         let fresh = cache.as_ref().is_some_and(|(at, _)| at.elapsed() < CACHE_FOR);
         if !fresh {
             match self.describe() {
-                Ok(owners) => *cache = Some((Instant::now(), owners)),
+                Ok(members) => *cache = Some((Instant::now(), owners_of(&self.topic, &members))),
                 Err(e) => {
                     tracing::debug!(error = %e, group = %self.group, "cannot describe the consumer group");
                     *cache = None;
@@ -88,30 +70,99 @@ impl OwnerDirectory {
         cache.as_ref().and_then(|(_, o)| o.get(&partition).cloned())
     }
 
-    fn describe(&self) -> Result<BTreeMap<i32, String>, String> {
+    fn describe(&self) -> Result<Vec<Member>, String> {
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if client.is_none() {
             *client = Some(self.config.create().map_err(|e| e.to_string())?);
         }
-        let consumer = client.as_ref().expect("just created");
-        let groups = consumer
-            .fetch_group_list(Some(&self.group), Duration::from_secs(3))
-            .map_err(|e| e.to_string())?;
-        let mut owners = BTreeMap::new();
-        for g in groups.groups() {
-            for m in g.members() {
-                let Some(bytes) = m.assignment() else { continue };
-                let Ok(topics) = parse_assignment(bytes) else { continue };
-                for (topic, parts) in topics {
-                    if topic == self.topic {
-                        for p in parts {
-                            owners.insert(p, m.client_id().to_owned());
-                        }
+        describe_group(client.as_ref().expect("just created"), &self.group, Duration::from_secs(5))
+    }
+}
+
+/// Describes one consumer group through any client handle.
+fn describe_group(client: &BaseConsumer, group: &str, timeout: Duration) -> Result<Vec<Member>, String> {
+    let group = CString::new(group).map_err(|e| e.to_string())?;
+    let rk = client.client().native_ptr();
+    // SAFETY: every pointer comes from librdkafka and is used only while the
+    // object owning it (queue, options, event) is alive; all three are
+    // destroyed exactly once below.
+    unsafe {
+        let queue = rd::rd_kafka_queue_new(rk);
+        let options = rd::rd_kafka_AdminOptions_new(rk, rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+        let mut errstr = [0 as c_char; 256];
+        rd::rd_kafka_AdminOptions_set_request_timeout(
+            options,
+            timeout.as_millis() as i32,
+            errstr.as_mut_ptr(),
+            errstr.len(),
+        );
+        let mut groups = [group.as_ptr()];
+        rd::rd_kafka_DescribeConsumerGroups(rk, groups.as_mut_ptr(), 1, options, queue);
+        let event = rd::rd_kafka_queue_poll(queue, (timeout.as_millis() + 1_000) as i32);
+        let result = if event.is_null() {
+            Err("describing the consumer group timed out".to_string())
+        } else {
+            read_description(event)
+        };
+        if !event.is_null() {
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_AdminOptions_destroy(options);
+        rd::rd_kafka_queue_destroy(queue);
+        result
+    }
+}
+
+unsafe fn text(ptr: *const c_char) -> Option<String> {
+    // SAFETY: librdkafka returns NUL-terminated strings or null.
+    (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+}
+
+unsafe fn read_description(event: *mut rd::rd_kafka_event_t) -> Result<Vec<Member>, String> {
+    // SAFETY: `event` is a live DescribeConsumerGroups result event.
+    unsafe {
+        let code = rd::rd_kafka_event_error(event);
+        if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return Err(text(rd::rd_kafka_event_error_string(event)).unwrap_or_default());
+        }
+        let result = rd::rd_kafka_event_DescribeConsumerGroups_result(event);
+        if result.is_null() {
+            return Err("unexpected admin result".into());
+        }
+        let mut count = 0usize;
+        let groups = rd::rd_kafka_DescribeConsumerGroups_result_groups(result, &mut count);
+        let mut members = Vec::new();
+        for g in 0..count {
+            let description = *groups.add(g);
+            let error = rd::rd_kafka_ConsumerGroupDescription_error(description);
+            if !error.is_null() {
+                return Err(text(rd::rd_kafka_error_string(error)).unwrap_or_default());
+            }
+            for i in 0..rd::rd_kafka_ConsumerGroupDescription_member_count(description) {
+                let member = rd::rd_kafka_ConsumerGroupDescription_member(description, i);
+                let instance_id = text(rd::rd_kafka_MemberDescription_group_instance_id(member))
+                    .or_else(|| text(rd::rd_kafka_MemberDescription_client_id(member)))
+                    .unwrap_or_default();
+                let mut partitions = Vec::new();
+                let assignment = rd::rd_kafka_MemberDescription_assignment(member);
+                let list = if assignment.is_null() {
+                    std::ptr::null()
+                } else {
+                    rd::rd_kafka_MemberAssignment_partitions(assignment)
+                };
+                if !list.is_null() {
+                    for k in 0..(*list).cnt.max(0) as usize {
+                        let tp = &*(*list).elems.add(k);
+                        partitions.push((text(tp.topic).unwrap_or_default(), tp.partition));
                     }
                 }
+                members.push(Member {
+                    instance_id,
+                    partitions,
+                });
             }
         }
-        Ok(owners)
+        Ok(members)
     }
 }
 
@@ -119,43 +170,27 @@ impl OwnerDirectory {
 mod tests {
     use super::*;
 
-    fn assignment(version: i16, topics: &[(&str, &[i32])], user_data: &[u8]) -> Vec<u8> {
-        let mut b = version.to_be_bytes().to_vec();
-        b.extend((topics.len() as i32).to_be_bytes());
-        for (name, parts) in topics {
-            b.extend((name.len() as i16).to_be_bytes());
-            b.extend(name.as_bytes());
-            b.extend((parts.len() as i32).to_be_bytes());
-            for p in *parts {
-                b.extend(p.to_be_bytes());
-            }
-        }
-        b.extend((user_data.len() as i32).to_be_bytes());
-        b.extend(user_data);
-        b
-    }
-
     #[test]
-    fn parses_assignments_of_every_version() {
-        for version in [0, 1, 3] {
-            let bytes = assignment(version, &[("in", &[0, 2]), ("app-repartition", &[1, 4, 5])], b"xyz");
-            assert_eq!(
-                parse_assignment(&bytes).unwrap(),
-                [
-                    ("in".to_string(), vec![0, 2]),
-                    ("app-repartition".to_string(), vec![1, 4, 5])
-                ]
-            );
-        }
-        assert_eq!(parse_assignment(&assignment(0, &[], b"")).unwrap(), []);
-    }
-
-    #[test]
-    fn truncated_assignments_are_errors_not_panics() {
-        let bytes = assignment(1, &[("topic", &[1, 2, 3])], b"");
-        for cut in 0..bytes.len() - 4 {
-            assert!(parse_assignment(&bytes[..cut]).is_err(), "cut at {cut}");
-        }
-        assert!(parse_assignment(&[0, 0, 0x7f, 0xff, 0xff, 0xff]).is_err());
+    fn owners_come_from_each_members_assignment_of_the_topic() {
+        let members = vec![
+            Member {
+                instance_id: "w-0".into(),
+                partitions: vec![("in".into(), 0), ("rep".into(), 1), ("rep".into(), 3)],
+            },
+            Member {
+                instance_id: "w-1".into(),
+                partitions: vec![("in".into(), 1), ("rep".into(), 0)],
+            },
+            Member {
+                instance_id: "w-2".into(),
+                partitions: vec![],
+            },
+        ];
+        let owners = owners_of("rep", &members);
+        assert_eq!(
+            owners.into_iter().collect::<Vec<_>>(),
+            [(0, "w-1".to_string()), (1, "w-0".to_string()), (3, "w-0".to_string())]
+        );
+        assert!(owners_of("other", &members).is_empty());
     }
 }

@@ -126,7 +126,12 @@ fn restore(p: &RestoreParams, progress: &RestoreProgress, cancel: &AtomicBool) -
     };
     let (mut store, wiped) =
         PartitionStore::open_or_rebuild(&p.path, &p.identity, p.specs.clone(), &p.resources, cancel)?;
-    let committed: BaseConsumer = plain_consumer_config(&p.kafka, true).create().map_err(kafka_err)?;
+    // librdkafka needs a group id to assign partitions; this consumer never joins
+    // the group nor commits.
+    let committed: BaseConsumer = plain_consumer_config(&p.kafka, true)
+        .set("group.id", format!("{}-restore", p.changelog_topic))
+        .create()
+        .map_err(kafka_err)?;
     let uncommitted: BaseConsumer = plain_consumer_config(&p.kafka, false).create().map_err(kafka_err)?;
     let (low, end) = stable_end(p, &committed, &uncommitted, cancel)?;
     progress.end_offset.store(end, Ordering::Relaxed);

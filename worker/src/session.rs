@@ -125,7 +125,7 @@ pub fn run(settings: Arc<Settings>, shared: Arc<Shared>) {
         while Instant::now() < until && !shared.shutdown_requested() {
             std::thread::sleep(Duration::from_millis(50));
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
     tracing::info!("worker stopped");
 }
@@ -134,7 +134,6 @@ fn run_session(settings: &Arc<Settings>, shared: &Arc<Shared>, resources: &Store
     let base = kafka::base_config(settings)?;
     kafka::ensure_topics(&base, settings)?;
     let sink = Sink::new(&kafka::producer_config(&base, settings), settings.exactly_once(), &settings.changelog_topic)?;
-    sink.init()?;
     let engine = Engine::new(settings.clone(), shared.clone(), sink, base.clone(), resources.clone());
     let context = SessionContext {
         engine: Mutex::new(engine),

@@ -26,6 +26,21 @@ pub enum SinkError {
     NoGroupMetadata,
 }
 
+impl SinkError {
+    /// Whether the producer itself is unusable (fenced by a newer instance of
+    /// this worker, or a fatal idempotence error): only a new session helps.
+    /// Every other failure just aborts the transaction.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            SinkError::Kafka {
+                source: KafkaError::Transaction(e),
+                ..
+            } => e.is_fatal(),
+            _ => false,
+        }
+    }
+}
+
 /// Delivery reports: the highest changelog offset written per partition (the
 /// stores' next checkpoint) and the first failure, if any.
 pub struct SinkContext {
@@ -73,6 +88,7 @@ pub struct Record<'a> {
 pub struct Sink {
     producer: BaseProducer<SinkContext>,
     transactional: bool,
+    initialized: bool,
     in_transaction: bool,
 }
 
@@ -94,14 +110,17 @@ impl Sink {
         Ok(Self {
             producer,
             transactional,
+            initialized: false,
             in_transaction: false,
         })
     }
 
     /// Registers the transactional id, fencing any previous instance of this
-    /// worker and aborting its open transaction.
-    pub fn init(&self) -> Result<(), SinkError> {
-        if self.transactional {
+    /// worker and aborting its open transaction. Called once the consumer is in
+    /// the group: a process that cannot join (its instance id is still held by
+    /// another one) must not fence the producer of the one that did.
+    pub fn init(&mut self) -> Result<(), SinkError> {
+        if self.transactional && !self.initialized {
             self.producer
                 .init_transactions(TXN_TIMEOUT)
                 .map_err(|source| SinkError::Kafka {
@@ -109,6 +128,7 @@ impl Sink {
                     source,
                 })?;
         }
+        self.initialized = true;
         Ok(())
     }
 

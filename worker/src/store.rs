@@ -2,9 +2,11 @@
 //!
 //! The store holds the committed window counts, the stream time and the
 //! changelog offset they correspond to (the checkpoint), all written in one
-//! batch. The write-ahead log is off, as in Kafka Streams: after a crash the
-//! store is at an older but consistent checkpoint and the changelog tail
-//! brings it forward.
+//! atomic batch after the Kafka transaction commits, so a store is never
+//! ahead of its changelog. The write-ahead log is on but never synced: a
+//! killed process keeps its last batches (they are in the page cache); a
+//! machine crash may lose a few, and then the store is at an older, still
+//! consistent checkpoint that the changelog tail brings forward.
 
 use crate::codec::{self, STREAM_TIME_KEY};
 use crate::counts::WindowId;
@@ -69,6 +71,7 @@ impl StoreResources {
         opts.set_keep_log_file_num(2);
         opts.set_max_log_file_size(1 << 20);
         opts.set_max_open_files(256);
+        opts.set_max_total_wal_size(64 << 20);
         opts
     }
 }
@@ -107,7 +110,7 @@ impl PartitionStore {
         })?;
         let db = DB::open(&resources.options(), path).map_err(|e| classify(path, e))?;
         let mut write_opts = WriteOptions::default();
-        write_opts.disable_wal(true);
+        write_opts.set_sync(false);
         let store = Self {
             db,
             path: path.into(),

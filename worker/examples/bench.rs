@@ -1,0 +1,323 @@
+//! `make bench`: throughput of the worker against a bare consumer of the
+//! same topic, and the worker's peak memory with a million distinct ids.
+//!
+//! 1. Pre-loads N raw-format events (default 5,000,000 over 10,000 videos,
+//!    event times spread over one hour) into a fresh input topic.
+//! 2. Raw rate: a bare rdkafka consumer reads the whole topic.
+//! 3. Worker rate: a fresh worker (exactly-once, windows 1/5/10 min) runs from
+//!    process start until the group has committed the whole input and the
+//!    whole repartition topic (the last commit).
+//! 4. Peak RSS: another worker counts 2,000,000 events over 1,000,000
+//!    distinct ids; VmHWM of the process at its last commit.
+//!
+//! Needs the test ground's Kafka (`VIDEOCOUNTER_KAFKA_BOOTSTRAP`).
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use videocounter_e2e::kafka;
+use videocounter_e2e::unique_name;
+
+const PARTITIONS: i32 = 6;
+
+struct Args {
+    events: u64,
+    ids: u64,
+    rss_events: u64,
+    rss_ids: u64,
+    commit_interval: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        events: 5_000_000,
+        ids: 10_000,
+        rss_events: 2_000_000,
+        rss_ids: 1_000_000,
+        commit_interval: "100ms".into(),
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--events" => a.events = value.parse().expect("--events N"),
+            "--ids" => a.ids = value.parse().expect("--ids N"),
+            "--rss-events" => a.rss_events = value.parse().expect("--rss-events N"),
+            "--rss-ids" => a.rss_ids = value.parse().expect("--rss-ids N"),
+            "--commit-interval" => a.commit_interval = value,
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    assert!(a.events >= 1 && a.ids >= 1 && a.rss_ids >= 1);
+    a
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let a = args();
+    println!("# videocounter worker benchmark");
+    println!("broker {}, {} partitions, commit interval {}", kafka::bootstrap(), PARTITIONS, a.commit_interval);
+
+    let topic = unique_name("bench-input");
+    kafka::create_topic(&topic, PARTITIONS, &[("retention.ms", "-1")]).await;
+    let rate = preload(&topic, a.events, |i| i % a.ids);
+    println!("pre-load: {} events over {} ids at {:.0} events/s", a.events, a.ids, rate);
+
+    let raw = raw_consume(&topic, a.events);
+    println!("raw consume (bare rdkafka BaseConsumer): {:.0} events/s", raw);
+
+    let run = run_worker(&topic, a.events, &a.commit_interval).await;
+    let ratio = run.rate / raw;
+    println!(
+        "worker end-to-end (exactly-once, 3 windows): {:.0} events/s ({:.2}s from process start to last commit, \
+         {} repartition records = {:.1} events per record), peak RSS {} MiB",
+        run.rate,
+        run.seconds,
+        run.repartition_records,
+        a.events as f64 / run.repartition_records.max(1) as f64,
+        run.peak_rss_kib / 1024
+    );
+    println!("ratio worker/raw: {:.2} (goal >= 0.50)", ratio);
+
+    let rss_topic = unique_name("bench-rss-input");
+    kafka::create_topic(&rss_topic, PARTITIONS, &[("retention.ms", "-1")]).await;
+    let ids = a.rss_ids;
+    // Each id appears rss_events/rss_ids times, spread over the whole hour.
+    preload(&rss_topic, a.rss_events, |i| (i * 7_919) % ids);
+    let rss = run_worker(&rss_topic, a.rss_events, &a.commit_interval).await;
+    println!(
+        "peak RSS with {} distinct ids ({} events): {} MiB (worker rate {:.0} events/s)",
+        a.rss_ids,
+        a.rss_events,
+        rss.peak_rss_kib / 1024,
+        rss.rate
+    );
+    println!(
+        "SUMMARY raw={:.0}/s worker={:.0}/s ratio={:.2} peak_rss_1M_ids={}MiB",
+        raw,
+        run.rate,
+        ratio,
+        rss.peak_rss_kib / 1024
+    );
+}
+
+fn producer() -> ThreadedProducer<DefaultProducerContext> {
+    let mut c: ClientConfig = kafka::client_config();
+    c.set("linger.ms", "50")
+        .set("batch.size", "1000000")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576");
+    c.create().expect("producer")
+}
+
+/// Produces `n` raw events (`video-<id(i)>`), event times spread over an hour.
+fn preload(topic: &str, n: u64, id: impl Fn(u64) -> u64) -> f64 {
+    let p = producer();
+    // Event times: the last hour, so the broker's retention keeps the records.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let base_ts = now - now % 600_000 - 3_600_000;
+    let started = Instant::now();
+    let mut value = String::new();
+    for i in 0..n {
+        value.clear();
+        use std::fmt::Write;
+        write!(value, "video-{}", id(i)).unwrap();
+        let ts = base_ts + (i as i64 * 3_600_000) / n as i64;
+        let mut record = BaseRecord::<(), str>::to(topic).payload(value.as_str()).timestamp(ts);
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).expect("flush");
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Reads the whole topic with a bare consumer; events per second.
+fn raw_consume(topic: &str, n: u64) -> f64 {
+    let consumer: BaseConsumer = kafka::client_config()
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let started = Instant::now();
+    let (mut seen, mut bytes) = (0u64, 0usize);
+    while seen < n {
+        match consumer.poll(Duration::from_secs(5)) {
+            Some(Ok(m)) => {
+                bytes += m.payload().map_or(0, <[u8]>::len);
+                seen += 1;
+            }
+            Some(Err(e)) => panic!("raw consumer: {e}"),
+            None => panic!("raw consumer stalled at {seen} of {n}"),
+        }
+    }
+    std::hint::black_box(bytes);
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Run {
+    rate: f64,
+    seconds: f64,
+    peak_rss_kib: u64,
+    repartition_records: i64,
+}
+
+fn worker_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("videocounter-worker");
+    assert!(bin.exists(), "{} missing: build it with cargo build --release -p videocounter-worker", bin.display());
+    bin
+}
+
+async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
+    let app = unique_name("bench");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("worker.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "applicationId: {app}\nkafka:\n  bootstrapServers: {}\ntopics:\n  input: {input}\n  partitions: {PARTITIONS}\n\
+             commitInterval: {commit_interval}\nprocessingGuarantee: exactlyOnce\nemit: onUpdate\n\
+             windows:\n  - size: 1m\n    outputTopic: {app}-out-1\n  - size: 5m\n    outputTopic: {app}-out-5\n  - size: 10m\n    outputTopic: {app}-out-10\n",
+            kafka::bootstrap()
+        ),
+    )
+    .unwrap();
+    // Internal and output topics exist before the clock starts, as in a deployment.
+    for (name, configs) in [
+        (format!("{app}-repartition"), &[][..]),
+        (format!("{app}-counts-changelog"), &[("cleanup.policy", "compact")][..]),
+        (format!("{app}-dead-letter"), &[][..]),
+        (format!("{app}-out-1"), &[][..]),
+        (format!("{app}-out-5"), &[][..]),
+        (format!("{app}-out-10"), &[][..]),
+    ] {
+        kafka::create_topic(&name, PARTITIONS, configs).await;
+    }
+    let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+    let started = Instant::now();
+    let mut child: Child = Command::new(worker_binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("--instance-id")
+        .arg("bench-0")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--http-listen")
+        .arg("127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("worker");
+    let pid = child.id();
+    let repartition = format!("{app}-repartition");
+    let mut peak = 0;
+    loop {
+        peak = peak.max(vm_hwm_kib(pid));
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "worker exited with {status}: {}",
+                std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default()
+            );
+        }
+        if caught_up(&app, input, &repartition, n) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1800), "worker did not finish in 30 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    peak = peak.max(vm_hwm_kib(pid));
+    let repartition_records = data_records(&repartition);
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = child.wait();
+    Run {
+        rate: n as f64 / seconds,
+        seconds,
+        peak_rss_kib: peak,
+        repartition_records,
+    }
+}
+
+/// Whether the group committed all `n` input events and every repartition record.
+fn caught_up(group: &str, input: &str, repartition: &str, n: u64) -> bool {
+    thread_local! {
+        static CLIENTS: std::cell::RefCell<Option<(String, BaseConsumer, BaseConsumer)>> = const { std::cell::RefCell::new(None) };
+    }
+    CLIENTS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(g, _, _)| g != group) {
+            let committed: BaseConsumer = kafka::client_config().set("group.id", group).create().unwrap();
+            let plain: BaseConsumer = kafka::client_config()
+                .set("isolation.level", "read_uncommitted")
+                .create()
+                .unwrap();
+            *c = Some((group.to_string(), committed, plain));
+        }
+        let (_, committed, plain) = c.as_ref().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition(input, p);
+            tpl.add_partition(repartition, p);
+        }
+        let Ok(offsets) = committed.committed_offsets(tpl, Duration::from_secs(5)) else {
+            return false;
+        };
+        let mut input_done = 0u64;
+        for e in offsets.elements() {
+            let at = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            };
+            let Ok((_, high)) = plain.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5)) else {
+                return false;
+            };
+            if at < high {
+                return false;
+            }
+            if e.topic() == input {
+                input_done += at as u64;
+            }
+        }
+        input_done >= n
+    })
+}
+
+/// Data records in a transactional topic (high watermark minus commit markers is not
+/// known exactly, so count by reading).
+fn data_records(topic: &str) -> i64 {
+    kafka::read_to_end(topic, kafka::Isolation::ReadCommitted, Duration::from_secs(300)).len() as i64
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
