@@ -114,15 +114,19 @@ pub async fn reconcile(vc: Arc<VideoCounter>, ctx: Arc<Context>) -> Result<Actio
         .map_err(|errors| problem = Some(Problem::new("InvalidSpec", errors.join("; "))))
         .ok();
     let mut topics_ready = false;
+    let mut lap = Laps::default();
     if let Some(config) = &config {
         match ensure_topics(&vc, &ctx, &namespace, config).await? {
             Ok(()) => topics_ready = true,
             Err(p) => problem = Some(p),
         }
+        lap.topics = lap.next();
         let children = builders::children(&vc, config, &ctx.settings);
         apply_children(&vc, &ctx, &namespace, children, topics_ready).await?;
+        lap.apply = lap.next();
     }
     let observed = observe_and_roll(&vc, &ctx, &namespace, topics_ready).await?;
+    lap.rollout = lap.next();
     publish_status(
         &vc,
         &ctx,
@@ -132,8 +136,9 @@ pub async fn reconcile(vc: Arc<VideoCounter>, ctx: Arc<Context>) -> Result<Actio
         problem.as_ref(),
     )
     .await?;
+    let status_ms = lap.next();
     tracing::debug!(videocounter = %vc.name_any(), %namespace, elapsed_ms = started.elapsed().as_millis() as u64,
-        "reconciled");
+        topics_ms = lap.topics, apply_ms = lap.apply, rollout_ms = lap.rollout, status_ms, "reconciled");
 
     Ok(match (&problem, &observed.plan) {
         // Kafka may come back, a Secret may appear: look again soon.
@@ -144,6 +149,35 @@ pub async fn reconcile(vc: Arc<VideoCounter>, ctx: Arc<Context>) -> Result<Actio
         // Re-check topics now and then (someone may delete one).
         _ => Action::requeue(Duration::from_secs(300)),
     })
+}
+
+/// Milliseconds spent in each stage of a reconcile, for the debug log.
+struct Laps {
+    last: std::time::Instant,
+    topics: u64,
+    apply: u64,
+    rollout: u64,
+}
+
+impl Default for Laps {
+    fn default() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            topics: 0,
+            apply: 0,
+            rollout: 0,
+        }
+    }
+}
+
+impl Laps {
+    /// Milliseconds since the previous call (or creation).
+    fn next(&mut self) -> u64 {
+        let now = std::time::Instant::now();
+        let ms = now.duration_since(self.last).as_millis() as u64;
+        self.last = now;
+        ms
+    }
 }
 
 /// Failed reconciles are retried after a short pause and counted by kind.
@@ -202,31 +236,38 @@ async fn apply_children(
     topics_ready: bool,
 ) -> Result<()> {
     let name = vc.name_any();
+    // The ConfigMap, Services and PDB are independent: apply them at once.
+    // (The ConfigMap and StatefulSet always exist under fixed names, so only
+    // the optional children need pruning.)
     let config_maps: Api<ConfigMap> = ctx.api(namespace);
-    apply(&config_maps, &children.config_map).await?;
-    prune(&config_maps, vc, &[names::config_map(&name)]).await?;
+    let config_map = async { apply(&config_maps, &children.config_map).await.map(drop) };
+    let services = async {
+        let services: Api<Service> = ctx.api(namespace);
+        apply(&services, &children.headless_service).await?;
+        let mut keep = vec![names::headless_service(&name)];
+        if let Some(service) = &children.api_service {
+            apply(&services, service).await?;
+            keep.push(names::api_service(&name));
+        }
+        log_pruned(vc, "Service", prune(&services, vc, &keep).await?);
+        Ok(())
+    };
+    let pdb = async {
+        let pdbs: Api<PodDisruptionBudget> = ctx.api(namespace);
+        let mut keep = Vec::new();
+        if let Some(pdb) = &children.pod_disruption_budget {
+            apply(&pdbs, pdb).await?;
+            keep.push(names::pod_disruption_budget(&name));
+        }
+        log_pruned(vc, "PodDisruptionBudget", prune(&pdbs, vc, &keep).await?);
+        Ok(())
+    };
+    futures::try_join!(config_map, services, pdb)?;
 
-    let services: Api<Service> = ctx.api(namespace);
-    apply(&services, &children.headless_service).await?;
-    let mut keep = vec![names::headless_service(&name)];
-    if let Some(service) = &children.api_service {
-        apply(&services, service).await?;
-        keep.push(names::api_service(&name));
-    }
-    log_pruned(vc, "Service", prune(&services, vc, &keep).await?);
-
-    let pdbs: Api<PodDisruptionBudget> = ctx.api(namespace);
-    let mut keep = Vec::new();
-    if let Some(pdb) = &children.pod_disruption_budget {
-        apply(&pdbs, pdb).await?;
-        keep.push(names::pod_disruption_budget(&name));
-    }
-    log_pruned(vc, "PodDisruptionBudget", prune(&pdbs, vc, &keep).await?);
-
+    // After the ConfigMap: pods of a new revision must find the new configuration.
     if topics_ready {
         let stateful_sets: Api<StatefulSet> = ctx.api(namespace);
         apply(&stateful_sets, &children.stateful_set).await?;
-        prune(&stateful_sets, vc, &[names::stateful_set(&name)]).await?;
     }
     Ok(())
 }

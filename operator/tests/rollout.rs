@@ -95,7 +95,7 @@ async fn an_image_change_rolls_ten_pods_in_batches_of_five() {
 }
 
 #[tokio::test]
-async fn a_restart_annotation_replaces_every_pod_one_at_a_time() {
+async fn restarts_replace_every_pod_one_at_a_time() {
     let ns = TestNamespace::new("op-restart").await;
     let _operator = Operator::start(&ns.name, "a");
     let topics = TestTopics::new(&ns.name);
@@ -124,7 +124,31 @@ async fn a_restart_annotation_replaces_every_pod_one_at_a_time() {
     })
     .await;
     wait_ready(&ns, "likes", 3, TIMEOUT).await;
+
+    // `kubectl rollout restart` on the StatefulSet is rolled the same way, and
+    // the operator's server-side apply keeps kubectl's template annotation.
+    let middle = pod_states(&ns).await;
+    kubectl_ok(&ns.name, &["rollout", "restart", "statefulset/likes"]);
+    eventually("every pod replaced again and Ready", TIMEOUT, || async {
+        let now = pod_states(&ns).await;
+        (now.len() == 3
+            && now
+                .iter()
+                .all(|(n, (uid, _, ready, _))| *ready && middle[n].0 != *uid))
+        .then_some(())
+    })
+    .await;
+    wait_ready(&ns, "likes", 3, TIMEOUT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let log = watcher.stop();
+    for name in before.keys() {
+        assert_eq!(
+            log.created.get(name),
+            Some(&2),
+            "{name}: one replacement per restart expected: {:?}",
+            log.created
+        );
+    }
     // floor(3 × 50%) = 1: one pod at a time.
     assert_eq!(
         log.max_unavailable,

@@ -185,11 +185,16 @@ impl Operator {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
-    pub fn rss_kib(&self) -> u64 {
+    /// Resident memory now (`VmRSS`) and at its peak (`VmHWM`), in KiB.
+    pub fn rss_kib(&self) -> (u64, u64) {
+        (self.proc_status("VmRSS:"), self.proc_status("VmHWM:"))
+    }
+
+    fn proc_status(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     }
