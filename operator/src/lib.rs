@@ -7,17 +7,18 @@
 //! I/O shells: [`controller`], [`apply`], [`topics::TopicAdmin`], [`leader`], [`http`].
 //!
 //! # RBAC
-//! What the operator's ServiceAccount needs (namespaced Role when run with
-//! `--namespace`, else ClusterRole):
-//! - `videocounter.io` `videocounters`: get, list, watch;
-//!   `videocounters/status`: get, patch, update; (`videocounters/scale` is for users and HPAs)
-//! - `apps` `statefulsets`: get, list, watch, create, patch, delete
-//! - `""` `services`, `configmaps`: get, list, watch, create, patch, delete
-//! - `policy` `poddisruptionbudgets`: get, list, watch, create, patch, delete
-//! - `""` `pods`: get, list, watch, delete
-//! - `""` `secrets`: get (Kafka TLS/SASL credentials for topic administration)
+//! Exactly the calls the operator makes (a namespaced Role when run with
+//! `--namespace`, else a ClusterRole; the Lease rule in the lease namespace):
+//! - `videocounter.io` `videocounters`: list, watch; `videocounters/status`: patch
+//!   (server-side apply of the status)
+//! - `apps` `statefulsets`: get, list, watch, create, patch (server-side apply creates too)
+//! - `""` `configmaps`: list, watch, create, patch
+//! - `""` `services`, `policy` `poddisruptionbudgets`: list, watch, create, patch, delete
+//!   (children removed from the spec are deleted)
+//! - `""` `pods`: list, watch, delete (rolling restarts)
+//! - `""` `secrets`: get (Kafka TLS/SASL credentials for topic administration; never list)
 //! - `events.k8s.io` `events`: create, patch
-//! - `coordination.k8s.io` `leases`: get, create, patch, update (leader election, in the lease namespace)
+//! - `coordination.k8s.io` `leases`: get, create, patch (leader election)
 
 pub mod apply;
 pub mod builders;

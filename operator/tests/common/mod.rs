@@ -136,6 +136,12 @@ pub struct Operator {
 impl Operator {
     /// Starts an operator managing `namespace` only, with its own Lease there.
     pub fn start(namespace: &str, identity: &str) -> Self {
+        let kubeconfig = PathBuf::from(videocounter_e2e::required_env("KUBECONFIG"));
+        Self::start_as(namespace, identity, &kubeconfig)
+    }
+
+    /// Like [`Operator::start`], authenticating with another kubeconfig.
+    pub fn start_as(namespace: &str, identity: &str, kubeconfig: &std::path::Path) -> Self {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("{namespace}-{identity}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
@@ -144,7 +150,7 @@ impl Operator {
             .args(["--lease-duration-seconds", "3", "--identity", identity])
             .args(["--worker-image", TEST_IMAGE])
             .args(["--http-listen", &format!("127.0.0.1:{port}")])
-            .env("KUBECONFIG", videocounter_e2e::required_env("KUBECONFIG"))
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,videocounter_operator=debug")
             .stdout(Stdio::null())
             .stderr(log_file)
