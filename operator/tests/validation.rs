@@ -132,6 +132,16 @@ async fn bad_specs_are_rejected_at_apply_time_with_clear_messages() {
     );
     kubectl_apply(n, &with("fixed", &["replicas"], 5.into())).expect("replicas may change");
 
+    // An explicit null is pruned and defaulted, never stored (it would not deserialize).
+    let nulls = with("nulls", &["rollout"], serde_json::json!({"maxUnavailable": null}));
+    let out = kubectl(n, &["create", "-f", "-"], Some(&nulls.to_string()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let vc = ns.vcs().get("nulls").await.unwrap();
+    assert_eq!(
+        vc.spec.rollout.max_unavailable,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("50%".into())
+    );
+
     // Defaults are filled in by the API server.
     let vc = ns.vcs().get("fixed").await.unwrap();
     assert_eq!(vc.spec.topics.partitions, 6);

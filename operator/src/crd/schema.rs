@@ -53,8 +53,10 @@ impl JsonSchema for Quantity {
 
 /// Schema of a field holding a count or a percentage (`2`, `"50%"`).
 pub fn int_or_string(_: &mut SchemaGenerator) -> Schema {
-    // maxLength bounds the cost of CEL rules on the value.
-    json_schema!({ "x-kubernetes-int-or-string": true, "maxLength": 8 })
+    // maxLength bounds the cost of CEL rules on the value. Not nullable: an
+    // explicit null is pruned and the default applies (a stored null would not
+    // deserialize).
+    json_schema!({ "x-kubernetes-int-or-string": true, "maxLength": 8, "nullable": false })
 }
 
 /// The number a count-or-percentage resolves to for `total`, rounded down
