@@ -199,6 +199,28 @@ async fn an_operator_killed_mid_rollout_resumes_within_the_budget() {
         ["likes-3", "likes-4", "likes-5"],
         "highest ordinals go first"
     );
+    let (vc, rollout) = eventually("rollout progress in the status", TIMEOUT, || async {
+        let vc = ns.vcs().get("likes").await.ok()?;
+        let rollout = vc.status.as_ref()?.rollout.clone()?;
+        (rollout.current_batch.len() == 3).then_some((vc, rollout))
+    })
+    .await;
+    assert_eq!(
+        (rollout.updated, rollout.total, rollout.max_unavailable),
+        (0, 6, 3)
+    );
+    assert_eq!(rollout.current_batch, ["likes-3", "likes-4", "likes-5"]);
+    assert_eq!(
+        condition(&vc, "Progressing").map(|c| (c.0, c.1)),
+        Some((
+            videocounter_operator::crd::ConditionStatus::True,
+            "RollingUpdate".into()
+        ))
+    );
+    assert_eq!(
+        vc.status.unwrap().phase,
+        Some(videocounter_operator::crd::Phase::Progressing)
+    );
 
     first.kill();
     let second = Operator::start(&ns.name, "second");
