@@ -29,7 +29,9 @@ struct Args {
     ids: u64,
     rss_events: u64,
     rss_ids: u64,
+    span_ms: i64,
     commit_interval: String,
+    only_rss: bool,
 }
 
 fn args() -> Args {
@@ -38,9 +40,15 @@ fn args() -> Args {
         ids: 10_000,
         rss_events: 2_000_000,
         rss_ids: 1_000_000,
-        commit_interval: "100ms".into(),
+        span_ms: 600_000,
+        commit_interval: "1s".into(),
+        only_rss: false,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = argv.iter().position(|a| a == "--only-rss") {
+        argv.remove(i);
+        a.only_rss = true;
+    }
     for pair in argv.chunks(2) {
         let value = pair.get(1).cloned().unwrap_or_default();
         match pair[0].as_str() {
@@ -49,6 +57,7 @@ fn args() -> Args {
             "--rss-events" => a.rss_events = value.parse().expect("--rss-events N"),
             "--rss-ids" => a.rss_ids = value.parse().expect("--rss-ids N"),
             "--commit-interval" => a.commit_interval = value,
+            "--span-ms" => a.span_ms = value.parse().expect("--span-ms N"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -60,18 +69,60 @@ fn args() -> Args {
 async fn main() {
     let a = args();
     println!("# videocounter worker benchmark");
-    println!("broker {}, {} partitions, commit interval {}", kafka::bootstrap(), PARTITIONS, a.commit_interval);
+    println!(
+        "broker {}, {} partitions, commit interval {}",
+        kafka::bootstrap(),
+        PARTITIONS,
+        a.commit_interval
+    );
+    let throughput = if a.only_rss {
+        None
+    } else {
+        Some(throughput(&a).await)
+    };
 
+    let rss_topic = unique_name("bench-rss-input");
+    kafka::create_topic(&rss_topic, PARTITIONS, &[("retention.ms", "-1")]).await;
+    let ids = a.rss_ids;
+    // Each id appears rss_events/rss_ids times, spread over the whole span.
+    preload(&rss_topic, a.rss_events, a.span_ms, |i| (i * 7_919) % ids);
+    let rss = run_worker(&rss_topic, a.rss_events, &a.commit_interval).await;
+    println!(
+        "peak RSS with {} distinct ids ({} events): {} MiB (worker rate {:.0} events/s)",
+        a.rss_ids,
+        a.rss_events,
+        rss.peak_rss_kib / 1024,
+        rss.rate
+    );
+    if let Some((raw, worker)) = throughput {
+        println!(
+            "SUMMARY raw={:.0}/s worker={:.0}/s ratio={:.2} peak_rss_{}_ids={}MiB",
+            raw,
+            worker,
+            worker / raw,
+            a.rss_ids,
+            rss.peak_rss_kib / 1024
+        );
+    }
+}
+
+/// Raw consumer rate and worker rate on the same pre-loaded topic.
+async fn throughput(a: &Args) -> (f64, f64) {
     let topic = unique_name("bench-input");
     kafka::create_topic(&topic, PARTITIONS, &[("retention.ms", "-1")]).await;
-    let rate = preload(&topic, a.events, |i| i % a.ids);
-    println!("pre-load: {} events over {} ids at {:.0} events/s", a.events, a.ids, rate);
+    let rate = preload(&topic, a.events, a.span_ms, |i| i % a.ids);
+    println!(
+        "pre-load: {} events over {} ids, event times over {}s, at {:.0} events/s",
+        a.events,
+        a.ids,
+        a.span_ms / 1000,
+        rate
+    );
 
     let raw = raw_consume(&topic, a.events);
     println!("raw consume (bare rdkafka BaseConsumer): {:.0} events/s", raw);
 
     let run = run_worker(&topic, a.events, &a.commit_interval).await;
-    let ratio = run.rate / raw;
     println!(
         "worker end-to-end (exactly-once, 3 windows): {:.0} events/s ({:.2}s from process start to last commit, \
          {} repartition records = {:.1} events per record), peak RSS {} MiB",
@@ -81,28 +132,11 @@ async fn main() {
         a.events as f64 / run.repartition_records.max(1) as f64,
         run.peak_rss_kib / 1024
     );
-    println!("ratio worker/raw: {:.2} (goal >= 0.50)", ratio);
-
-    let rss_topic = unique_name("bench-rss-input");
-    kafka::create_topic(&rss_topic, PARTITIONS, &[("retention.ms", "-1")]).await;
-    let ids = a.rss_ids;
-    // Each id appears rss_events/rss_ids times, spread over the whole hour.
-    preload(&rss_topic, a.rss_events, |i| (i * 7_919) % ids);
-    let rss = run_worker(&rss_topic, a.rss_events, &a.commit_interval).await;
-    println!(
-        "peak RSS with {} distinct ids ({} events): {} MiB (worker rate {:.0} events/s)",
-        a.rss_ids,
-        a.rss_events,
-        rss.peak_rss_kib / 1024,
-        rss.rate
-    );
-    println!(
-        "SUMMARY raw={:.0}/s worker={:.0}/s ratio={:.2} peak_rss_1M_ids={}MiB",
-        raw,
-        run.rate,
-        ratio,
-        rss.peak_rss_kib / 1024
-    );
+    println!("ratio worker/raw: {:.2} (goal >= 0.50)", run.rate / raw);
+    for line in &run.metrics {
+        println!("  {line}");
+    }
+    (raw, run.rate)
 }
 
 fn producer() -> ThreadedProducer<DefaultProducerContext> {
@@ -115,23 +149,25 @@ fn producer() -> ThreadedProducer<DefaultProducerContext> {
     c.create().expect("producer")
 }
 
-/// Produces `n` raw events (`video-<id(i)>`), event times spread over an hour.
-fn preload(topic: &str, n: u64, id: impl Fn(u64) -> u64) -> f64 {
+/// Produces `n` raw events (`video-<id(i)>`), event times spread evenly over `span_ms`.
+fn preload(topic: &str, n: u64, span_ms: i64, id: impl Fn(u64) -> u64) -> f64 {
     let p = producer();
-    // Event times: the last hour, so the broker's retention keeps the records.
+    // Event times end an hour ago at the latest, so the broker's retention keeps the records.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let base_ts = now - now % 600_000 - 3_600_000;
+    let base_ts = now - now % 600_000 - 3_600_000 - span_ms;
     let started = Instant::now();
     let mut value = String::new();
     for i in 0..n {
         value.clear();
         use std::fmt::Write;
         write!(value, "video-{}", id(i)).unwrap();
-        let ts = base_ts + (i as i64 * 3_600_000) / n as i64;
-        let mut record = BaseRecord::<(), str>::to(topic).payload(value.as_str()).timestamp(ts);
+        let ts = base_ts + (i as i64 * span_ms) / n as i64;
+        let mut record = BaseRecord::<(), str>::to(topic)
+            .payload(value.as_str())
+            .timestamp(ts);
         loop {
             match p.send(record) {
                 Ok(()) => break,
@@ -149,6 +185,8 @@ fn preload(topic: &str, n: u64, id: impl Fn(u64) -> u64) -> f64 {
 /// Reads the whole topic with a bare consumer; events per second.
 fn raw_consume(topic: &str, n: u64) -> f64 {
     let consumer: BaseConsumer = kafka::client_config()
+        // Needed to assign partitions; this consumer never joins the group.
+        .set("group.id", unique_name("bench-raw"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .create()
@@ -179,19 +217,33 @@ struct Run {
     seconds: f64,
     peak_rss_kib: u64,
     repartition_records: i64,
+    /// Selected lines of the worker's /metrics at the end.
+    metrics: Vec<String>,
 }
 
 fn worker_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("videocounter-worker");
-    assert!(bin.exists(), "{} missing: build it with cargo build --release -p videocounter-worker", bin.display());
+    assert!(
+        bin.exists(),
+        "{} missing: build it with cargo build --release -p videocounter-worker",
+        bin.display()
+    );
     bin
 }
 
 async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
     let app = unique_name("bench");
     let dir = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("worker directory: {}", dir.path().display());
+    }
+    let dir = if std::env::var_os("BENCH_KEEP").is_some() {
+        KeptDir::Kept(dir.keep())
+    } else {
+        KeptDir::Temp(dir)
+    };
     let config = dir.path().join("worker.yaml");
     std::fs::write(
         &config,
@@ -206,7 +258,10 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
     // Internal and output topics exist before the clock starts, as in a deployment.
     for (name, configs) in [
         (format!("{app}-repartition"), &[][..]),
-        (format!("{app}-counts-changelog"), &[("cleanup.policy", "compact")][..]),
+        (
+            format!("{app}-counts-changelog"),
+            &[("cleanup.policy", "compact")][..],
+        ),
         (format!("{app}-dead-letter"), &[][..]),
         (format!("{app}-out-1"), &[][..]),
         (format!("{app}-out-5"), &[][..]),
@@ -215,8 +270,23 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
         kafka::create_topic(&name, PARTITIONS, configs).await;
     }
     let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
-    let mut child: Child = Command::new(worker_binary())
+    // BENCH_WORKER_WRAPPER runs the worker under a profiler, e.g. "heaptrack -o /tmp/worker".
+    let mut command = match std::env::var("BENCH_WORKER_WRAPPER") {
+        Ok(wrapper) => {
+            let mut words = wrapper.split_whitespace();
+            let mut c = Command::new(words.next().expect("BENCH_WORKER_WRAPPER is empty"));
+            c.args(words).arg(worker_binary());
+            c
+        }
+        Err(_) => Command::new(worker_binary()),
+    };
+    let mut child: Child = command
         .arg("--config")
         .arg(&config)
         .arg("--instance-id")
@@ -224,8 +294,11 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--http-listen")
-        .arg("127.0.0.1:0")
-        .env("RUST_LOG", "warn")
+        .arg(format!("127.0.0.1:{port}"))
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
         .spawn()
@@ -244,12 +317,25 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
         if caught_up(&app, input, &repartition, n) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(1800), "worker did not finish in 30 minutes");
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "worker did not finish in 30 minutes"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let seconds = started.elapsed().as_secs_f64();
     peak = peak.max(vm_hwm_kib(pid));
     let repartition_records = data_records(&repartition);
+    let metrics = scrape(port)
+        .lines()
+        .filter(|l| {
+            l.starts_with("videocounter_commit_duration_seconds_sum")
+                || l.starts_with("videocounter_commit_duration_seconds_count")
+                || l.starts_with("videocounter_output_records_total")
+                || l.starts_with("videocounter_repartition_records_produced_total")
+        })
+        .map(str::to_owned)
+        .collect();
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
     let _ = child.wait();
     Run {
@@ -257,7 +343,33 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
         seconds,
         peak_rss_kib: peak,
         repartition_records,
+        metrics,
     }
+}
+
+enum KeptDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl KeptDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            KeptDir::Temp(t) => t.path(),
+            KeptDir::Kept(p) => p,
+        }
+    }
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text
 }
 
 /// Whether the group committed all `n` input events and every repartition record.
@@ -290,7 +402,8 @@ fn caught_up(group: &str, input: &str, repartition: &str, n: u64) -> bool {
                 Offset::Offset(o) => o,
                 _ => 0,
             };
-            let Ok((_, high)) = plain.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5)) else {
+            let Ok((_, high)) = plain.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5))
+            else {
                 return false;
             };
             if at < high {

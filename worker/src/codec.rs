@@ -173,7 +173,10 @@ fn window_prefix(size_ms: i64, start: i64) -> Vec<u8> {
 
 /// Key range `[from, to)` holding every window of `size_ms` whose start is in `starts`.
 pub fn window_key_range(size_ms: i64, starts: Range<i64>) -> (Vec<u8>, Vec<u8>) {
-    (window_prefix(size_ms, starts.start), window_prefix(size_ms, starts.end))
+    (
+        window_prefix(size_ms, starts.start),
+        window_prefix(size_ms, starts.end),
+    )
 }
 
 /// A decoded window key.
@@ -265,16 +268,16 @@ mod tests {
 
     #[test]
     fn raw_rejects_bad_ids_and_timestamps() {
-        assert!(matches!(raw(&[0xff, 0xfe], Some(1)), Err(DecodeError::InvalidUtf8(_))));
+        assert!(matches!(
+            raw(&[0xff, 0xfe], Some(1)),
+            Err(DecodeError::InvalidUtf8(_))
+        ));
         assert_eq!(
             raw(b"", Some(1)),
             Err(DecodeError::InvalidVideoId(VideoIdError::Empty))
         );
         let long = "x".repeat(300);
-        assert_eq!(
-            raw(long.as_bytes(), Some(1)).unwrap_err().kind(),
-            "id_too_long"
-        );
+        assert_eq!(raw(long.as_bytes(), Some(1)).unwrap_err().kind(), "id_too_long");
         assert_eq!(raw(b"a\nb", Some(1)).unwrap_err().kind(), "id_control_character");
         assert_eq!(raw(b"v", None), Err(DecodeError::MissingTimestamp));
         assert_eq!(raw(b"v", Some(-5)), Err(DecodeError::TimestampOutOfRange(-5)));
@@ -310,12 +313,32 @@ mod tests {
     #[test]
     fn json_rejects_broken_and_negative_input() {
         assert_eq!(json("{not json", Some(1)).unwrap_err().kind(), "invalid_json");
-        assert_eq!(json(r#"{"count":1}"#, Some(1)).unwrap_err().kind(), "invalid_json");
-        assert_eq!(json(r#"{"video_id":"v","count":1.5}"#, Some(1)).unwrap_err().kind(), "invalid_json");
-        assert_eq!(json(r#"{"video_id":"v","count":-2}"#, Some(1)), Err(DecodeError::NegativeCount(-2)));
-        assert_eq!(json(r#"{"video_id":""}"#, Some(1)).unwrap_err().kind(), "empty_id");
-        assert_eq!(json(r#"{"video_id":"v"}"#, None), Err(DecodeError::MissingTimestamp));
-        assert_eq!(json(r#"{"video_id":"v","ts":-1}"#, Some(1)).unwrap_err().kind(), "timestamp_out_of_range");
+        assert_eq!(
+            json(r#"{"count":1}"#, Some(1)).unwrap_err().kind(),
+            "invalid_json"
+        );
+        assert_eq!(
+            json(r#"{"video_id":"v","count":1.5}"#, Some(1))
+                .unwrap_err()
+                .kind(),
+            "invalid_json"
+        );
+        assert_eq!(
+            json(r#"{"video_id":"v","count":-2}"#, Some(1)),
+            Err(DecodeError::NegativeCount(-2))
+        );
+        assert_eq!(
+            json(r#"{"video_id":""}"#, Some(1)).unwrap_err().kind(),
+            "empty_id"
+        );
+        assert_eq!(
+            json(r#"{"video_id":"v"}"#, None),
+            Err(DecodeError::MissingTimestamp)
+        );
+        assert_eq!(
+            json(r#"{"video_id":"v","ts":-1}"#, Some(1)).unwrap_err().kind(),
+            "timestamp_out_of_range"
+        );
         let err = json("[1]", Some(1)).unwrap_err();
         assert!(err.to_string().contains("not a like event"), "{err}");
     }

@@ -11,7 +11,11 @@ use videocounter_protocol::records::MAX_VIDEO_ID_BYTES;
 use videocounter_protocol::{HumanDuration, WorkerConfig, topics};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "videocounter-worker", version, about = "Exactly-once windowed like counter on Kafka")]
+#[command(
+    name = "videocounter-worker",
+    version,
+    about = "Exactly-once windowed like counter on Kafka"
+)]
 pub struct Cli {
     /// Worker configuration file (YAML, camelCase keys). Without it every default applies.
     #[arg(long, env = "VIDEOCOUNTER_CONFIG")]
@@ -126,7 +130,9 @@ impl Settings {
             ));
         }
         if worker.windows.len() > MAX_WINDOWS {
-            errors.push(format!("windows: at most {MAX_WINDOWS} window sizes are supported"));
+            errors.push(format!(
+                "windows: at most {MAX_WINDOWS} window sizes are supported"
+            ));
         }
         if worker.http_listen.parse::<std::net::SocketAddr>().is_err() {
             errors.push(format!(
@@ -236,7 +242,10 @@ mod tests {
         assert_eq!(s.specs.len(), 3);
         assert_eq!(s.transactional_id(), "videocounter-w-0");
         assert!(s.exactly_once());
-        assert_eq!(s.partition_dir(3), PathBuf::from("/var/lib/videocounter/videocounter/partition-3"));
+        assert_eq!(
+            s.partition_dir(3),
+            PathBuf::from("/var/lib/videocounter/videocounter/partition-3")
+        );
     }
 
     #[test]
@@ -283,9 +292,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/etc/w.yaml"), "{err}");
-        let err = Settings::build(&cli(&[]), Some(("w.yaml".into(), "kafka: {bootstrapServers: k}\nbogus: 1\n")))
-            .unwrap_err()
-            .to_string();
+        let err = Settings::build(
+            &cli(&[]),
+            Some(("w.yaml".into(), "kafka: {bootstrapServers: k}\nbogus: 1\n")),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("bogus"), "{err}");
     }
 }

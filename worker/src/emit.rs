@@ -114,11 +114,11 @@ pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {
             plan.store_deletes.push((window, r.expired.clone()));
         }
     }
-    if input.new_stream_time != input.old_stream_time {
-        if let Some(st) = input.new_stream_time {
-            plan.changelog.push(ChangelogChange::StreamTime(st));
-            plan.stream_time = Some(st);
-        }
+    if input.new_stream_time != input.old_stream_time
+        && let Some(st) = input.new_stream_time
+    {
+        plan.changelog.push(ChangelogChange::StreamTime(st));
+        plan.stream_time = Some(st);
     }
     plan
 }
@@ -148,7 +148,12 @@ mod tests {
         }
     }
 
-    fn input<'a>(specs: &'a [WindowSpec], emit: EmitMode, old: Option<i64>, new: Option<i64>) -> CommitInput<'a> {
+    fn input<'a>(
+        specs: &'a [WindowSpec],
+        emit: EmitMode,
+        old: Option<i64>,
+        new: Option<i64>,
+    ) -> CommitInput<'a> {
         CommitInput {
             specs,
             emit,
@@ -230,7 +235,10 @@ mod tests {
         let plan = plan_commit(i);
         assert_eq!(plan.outputs, [wc(0, "a", 1)]);
         assert_eq!(plan.store_puts, [wc(100, "a", 1)]);
-        assert!(plan.changelog.contains(&ChangelogChange::Delete(wc(0, "a", 0).id)));
+        assert!(
+            plan.changelog
+                .contains(&ChangelogChange::Delete(wc(0, "a", 0).id))
+        );
     }
 
     #[test]

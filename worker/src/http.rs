@@ -121,10 +121,16 @@ async fn counts(State(shared): State<Arc<Shared>>, Path(video_id): Path<String>)
             }))
             .into_response()
         }
-        Ok((Err(e), _)) | Ok((_, Err(e))) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response()
-        }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response(),
+        Ok((Err(e), _)) | Ok((_, Err(e))) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 

@@ -71,12 +71,23 @@ pub fn consumer_config(base: &ClientConfig, settings: &Settings) -> ClientConfig
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
+        // Bounded prefetch. Like records are tiny and arrive lz4-compressed, so
+        // librdkafka's byte-based defaults (1 MiB per partition per fetch, 64 MiB
+        // queued) mean over a million queued messages at ~110 bytes of overhead
+        // each; these limits keep the prefetch to tens of MiB at the same speed.
+        .set("queued.min.messages", "10000")
+        .set("queued.max.messages.kbytes", "16384")
+        .set("max.partition.fetch.bytes", "262144")
+        .set("fetch.max.bytes", "8388608")
         .set("statistics.interval.ms", "5000");
     match settings.group_protocol {
         GroupProtocol::Classic => {
             c.set("partition.assignment.strategy", "cooperative-sticky")
                 .set("session.timeout.ms", settings.session_timeout_ms.to_string())
-                .set("heartbeat.interval.ms", (settings.session_timeout_ms / 10).clamp(100, 3000).to_string());
+                .set(
+                    "heartbeat.interval.ms",
+                    (settings.session_timeout_ms / 10).clamp(100, 3000).to_string(),
+                );
         }
         GroupProtocol::Consumer => {
             c.set("group.protocol", "consumer");
@@ -96,12 +107,14 @@ pub fn producer_config(base: &ClientConfig, settings: &Settings) -> ClientConfig
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
         .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "2000000")
-        .set("queue.buffering.max.kbytes", "262144")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "65536")
         .set("message.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string());
     if settings.exactly_once() {
-        c.set("transactional.id", settings.transactional_id())
-            .set("transaction.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string());
+        c.set("transactional.id", settings.transactional_id()).set(
+            "transaction.timeout.ms",
+            TRANSACTION_TIMEOUT.as_millis().to_string(),
+        );
     }
     c
 }
@@ -149,7 +162,8 @@ pub fn ensure_topics(
             })
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = futures::executor::block_on(admin.create_topics(&new_topics, &opts)).map_err(unreachable)?;
+        let results =
+            futures::executor::block_on(admin.create_topics(&new_topics, &opts)).map_err(unreachable)?;
         for r in results {
             match r {
                 Ok(topic) => tracing::info!(%topic, "created topic"),
@@ -198,7 +212,10 @@ fn partition_counts(
 pub fn partition_problems(plan: &[TopicPlan], counts: &BTreeMap<String, usize>) -> Vec<String> {
     plan.iter()
         .filter_map(|t| match counts.get(&t.name) {
-            None => Some(format!("topic {} does not exist and could not be created", t.name)),
+            None => Some(format!(
+                "topic {} does not exist and could not be created",
+                t.name
+            )),
             Some(&n) if t.role.partition_count_must_match() && n != t.partitions as usize => Some(format!(
                 "topic {} has {n} partitions but topics.partitions is {} ({:?} topics must match it: \
                  repartition, changelog and outputs are co-partitioned)",

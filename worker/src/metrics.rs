@@ -150,7 +150,9 @@ impl Metrics {
             let _ = m.output_records.get_or_create(&w);
         }
         for reason in DecodeError::KINDS {
-            let _ = m.dead_letter_records.get_or_create(&ReasonLabel { reason: reason.into() });
+            let _ = m.dead_letter_records.get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            });
         }
         for topic in topics {
             let _ = m.records_consumed.get_or_create(&TopicLabel {
@@ -172,7 +174,8 @@ impl Metrics {
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 

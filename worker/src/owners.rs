@@ -75,7 +75,11 @@ impl OwnerDirectory {
         if client.is_none() {
             *client = Some(self.config.create().map_err(|e| e.to_string())?);
         }
-        describe_group(client.as_ref().expect("just created"), &self.group, Duration::from_secs(5))
+        describe_group(
+            client.as_ref().expect("just created"),
+            &self.group,
+            Duration::from_secs(5),
+        )
     }
 }
 
@@ -88,7 +92,10 @@ fn describe_group(client: &BaseConsumer, group: &str, timeout: Duration) -> Resu
     // destroyed exactly once below.
     unsafe {
         let queue = rd::rd_kafka_queue_new(rk);
-        let options = rd::rd_kafka_AdminOptions_new(rk, rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+        let options = rd::rd_kafka_AdminOptions_new(
+            rk,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+        );
         let mut errstr = [0 as c_char; 256];
         rd::rd_kafka_AdminOptions_set_request_timeout(
             options,
@@ -189,7 +196,11 @@ mod tests {
         let owners = owners_of("rep", &members);
         assert_eq!(
             owners.into_iter().collect::<Vec<_>>(),
-            [(0, "w-1".to_string()), (1, "w-0".to_string()), (3, "w-0".to_string())]
+            [
+                (0, "w-1".to_string()),
+                (1, "w-0".to_string()),
+                (3, "w-0".to_string())
+            ]
         );
         assert!(owners_of("other", &members).is_empty());
     }

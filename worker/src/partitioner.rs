@@ -67,7 +67,7 @@ mod tests {
     fn partition_is_positive_modulo() {
         // -973932308 & 0x7fffffff = 1173551340; 1173551340 % 6 = 0
         assert_eq!(partition_for(b"21", 6), 0);
-        assert_eq!(partition_for(b"abc", 6), (479_470_107 % 6) as i32);
+        assert_eq!(partition_for(b"abc", 6), (479_470_107 % 6));
         for n in 1..20u32 {
             let p = partition_for(b"foobar", n);
             assert!((0..n as i32).contains(&p));

@@ -53,7 +53,11 @@ impl RestoreProgress {
             self.end_offset.load(Ordering::Relaxed),
             self.position.load(Ordering::Relaxed),
         );
-        if end < 0 || pos < 0 { -1 } else { (end - pos).max(0) }
+        if end < 0 || pos < 0 {
+            -1
+        } else {
+            (end - pos).max(0)
+        }
     }
 }
 
@@ -117,7 +121,11 @@ impl RestoreJob {
 const APPLY_BATCH: usize = 10_000;
 const STALL_LIMIT: Duration = Duration::from_secs(120);
 
-fn restore(p: &RestoreParams, progress: &RestoreProgress, cancel: &AtomicBool) -> Result<PartitionStore, RestoreError> {
+fn restore(
+    p: &RestoreParams,
+    progress: &RestoreProgress,
+    cancel: &AtomicBool,
+) -> Result<PartitionStore, RestoreError> {
     let started = Instant::now();
     let kafka_err = |source| RestoreError::Kafka {
         topic: p.changelog_topic.clone(),
@@ -132,7 +140,9 @@ fn restore(p: &RestoreParams, progress: &RestoreProgress, cancel: &AtomicBool) -
         .set("group.id", format!("{}-restore", p.changelog_topic))
         .create()
         .map_err(kafka_err)?;
-    let uncommitted: BaseConsumer = plain_consumer_config(&p.kafka, false).create().map_err(kafka_err)?;
+    let uncommitted: BaseConsumer = plain_consumer_config(&p.kafka, false)
+        .create()
+        .map_err(kafka_err)?;
     let (low, end) = stable_end(p, &committed, &uncommitted, cancel)?;
     progress.end_offset.store(end, Ordering::Relaxed);
 
@@ -149,7 +159,9 @@ fn restore(p: &RestoreParams, progress: &RestoreProgress, cancel: &AtomicBool) -
             );
             drop(store);
             wipe(&p.path)?;
-            store = PartitionStore::open_or_rebuild(&p.path, &p.identity, p.specs.clone(), &p.resources, cancel)?.0;
+            store =
+                PartitionStore::open_or_rebuild(&p.path, &p.identity, p.specs.clone(), &p.resources, cancel)?
+                    .0;
             low
         }
     };
@@ -169,11 +181,16 @@ fn restore(p: &RestoreParams, progress: &RestoreProgress, cancel: &AtomicBool) -
             }
             match committed.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    batch.push((m.key().unwrap_or_default().to_vec(), m.payload().map(<[u8]>::to_vec)));
+                    batch.push((
+                        m.key().unwrap_or_default().to_vec(),
+                        m.payload().map(<[u8]>::to_vec),
+                    ));
                     next = m.offset() + 1;
                     last_progress = Instant::now();
                 }
-                Some(Err(e)) => tracing::warn!(partition = p.partition, error = %e, "changelog read error; retrying"),
+                Some(Err(e)) => {
+                    tracing::warn!(partition = p.partition, error = %e, "changelog read error; retrying")
+                }
                 None => {}
             }
             let position = position_of(&committed, &p.changelog_topic, p.partition).max(next);

@@ -47,11 +47,16 @@ impl SessionContext {
 impl ClientContext for SessionContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", fac, "{message}")
             }
             RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", fac, "{message}")
+            }
             RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
         }
     }
@@ -130,11 +135,25 @@ pub fn run(settings: Arc<Settings>, shared: Arc<Shared>) {
     tracing::info!("worker stopped");
 }
 
-fn run_session(settings: &Arc<Settings>, shared: &Arc<Shared>, resources: &StoreResources) -> Result<(), SessionError> {
+fn run_session(
+    settings: &Arc<Settings>,
+    shared: &Arc<Shared>,
+    resources: &StoreResources,
+) -> Result<(), SessionError> {
     let base = kafka::base_config(settings)?;
     kafka::ensure_topics(&base, settings)?;
-    let sink = Sink::new(&kafka::producer_config(&base, settings), settings.exactly_once(), &settings.changelog_topic)?;
-    let engine = Engine::new(settings.clone(), shared.clone(), sink, base.clone(), resources.clone());
+    let sink = Sink::new(
+        &kafka::producer_config(&base, settings),
+        settings.exactly_once(),
+        &settings.changelog_topic,
+    )?;
+    let engine = Engine::new(
+        settings.clone(),
+        shared.clone(),
+        sink,
+        base.clone(),
+        resources.clone(),
+    );
     let context = SessionContext {
         engine: Mutex::new(engine),
         shared: shared.clone(),

@@ -133,13 +133,25 @@ impl Sink {
     }
 
     pub fn begin(&mut self) -> Result<(), SinkError> {
-        self.producer.context().changelog_offsets.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        *self.producer.context().failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.producer
+            .context()
+            .changelog_offsets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        *self
+            .producer
+            .context()
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         if self.transactional {
-            self.producer.begin_transaction().map_err(|source| SinkError::Kafka {
-                step: "beginning a transaction",
-                source,
-            })?;
+            self.producer
+                .begin_transaction()
+                .map_err(|source| SinkError::Kafka {
+                    step: "beginning a transaction",
+                    source,
+                })?;
             self.in_transaction = true;
         }
         Ok(())
@@ -190,10 +202,12 @@ impl Sink {
             self.commit_transaction()?;
             self.delivery_failure()?;
         } else {
-            self.producer.flush(TXN_TIMEOUT).map_err(|source| SinkError::Kafka {
-                step: "flushing",
-                source,
-            })?;
+            self.producer
+                .flush(TXN_TIMEOUT)
+                .map_err(|source| SinkError::Kafka {
+                    step: "flushing",
+                    source,
+                })?;
             self.delivery_failure()?;
             if offsets.count() > 0 {
                 consumer
@@ -204,7 +218,14 @@ impl Sink {
                     })?;
             }
         }
-        let offsets = std::mem::take(&mut *self.producer.context().changelog_offsets.lock().unwrap_or_else(|e| e.into_inner()));
+        let offsets = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .changelog_offsets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         Ok(offsets)
     }
 
@@ -230,10 +251,22 @@ impl Sink {
     }
 
     fn delivery_failure(&self) -> Result<(), SinkError> {
-        match self.producer.context().failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        match self
+            .producer
+            .context()
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             Some(f) => Err(SinkError::Delivery(f)),
             None => Ok(()),
         }
+    }
+
+    /// Records waiting in the producer's queue or in flight.
+    pub fn queued(&self) -> i32 {
+        self.producer.in_flight_count()
     }
 
     /// Abandons the open transaction, if any; its records are never seen by

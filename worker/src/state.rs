@@ -80,7 +80,10 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(settings: Arc<Settings>, owners: OwnerDirectory) -> Self {
-        let metrics = Metrics::new(&settings.specs, &[&settings.input_topic, &settings.repartition_topic]);
+        let metrics = Metrics::new(
+            &settings.specs,
+            &[&settings.input_topic, &settings.repartition_topic],
+        );
         Self {
             settings,
             metrics,

@@ -12,7 +12,9 @@ use crate::codec::{self, STREAM_TIME_KEY};
 use crate::counts::WindowId;
 use crate::emit::{CommitPlan, WindowCount};
 use crate::window::WindowSpec;
-use rocksdb::{BlockBasedOptions, Cache, DB, DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, DB, DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions,
+};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +78,12 @@ impl StoreResources {
     }
 }
 
+impl StoreResources {
+    pub fn block_cache_bytes(&self) -> usize {
+        self.cache.get_usage()
+    }
+}
+
 impl Default for StoreResources {
     fn default() -> Self {
         Self::new(32 << 20, 64 << 20)
@@ -91,7 +99,9 @@ pub struct PartitionStore {
 
 impl std::fmt::Debug for PartitionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionStore").field("path", &self.path).finish()
+        f.debug_struct("PartitionStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -252,7 +262,9 @@ impl PartitionStore {
         if let Some(c) = checkpoint {
             batch.put(CHECKPOINT_KEY, codec::encode_i64(c));
         }
-        self.db.write_opt(batch, &self.write_opts).map_err(|e| self.err(e))
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(|e| self.err(e))
     }
 
     /// Applies changelog records read during a restore (`None` = tombstone),
@@ -274,7 +286,9 @@ impl PartitionStore {
             }
         }
         batch.put(CHECKPOINT_KEY, codec::encode_i64(checkpoint));
-        self.db.write_opt(batch, &self.write_opts).map_err(|e| self.err(e))
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(|e| self.err(e))
     }
 
     /// Deletes every window already expired at the stored stream time. Normally a
@@ -289,7 +303,9 @@ impl PartitionStore {
             let (from, to) = codec::window_key_range(spec.size_ms, i64::MIN..spec.expiry_bound(st));
             batch.delete_range(from, to);
         }
-        self.db.write_opt(batch, &self.write_opts).map_err(|e| self.err(e))
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(|e| self.err(e))
     }
 
     /// Counts of the retained windows of one video, per window size, oldest first.
@@ -316,6 +332,18 @@ impl PartitionStore {
             .filter(|(_, c)| *c > 0)
             .map(|(id, count)| WindowCount { id, count })
             .collect())
+    }
+
+    /// Bytes held in memory by this store: memtables and table readers
+    /// (index and filter blocks); the block cache is shared and reported apart.
+    pub fn memory_bytes(&self) -> u64 {
+        [
+            "rocksdb.cur-size-all-mem-tables",
+            "rocksdb.estimate-table-readers-mem",
+        ]
+        .iter()
+        .filter_map(|p| self.db.property_int_value(*p).ok().flatten())
+        .sum()
     }
 
     /// Persists the memtables, so a restart restores from a recent checkpoint.
@@ -392,8 +420,14 @@ mod tests {
         store.apply_plan(&plan, Some(7)).unwrap();
         assert_eq!(store.checkpoint().unwrap(), Some(7));
         assert_eq!(store.stream_time().unwrap(), Some(15));
-        assert_eq!(store.counts(&[wc(0, "a", 0).id, wc(0, "zz", 0).id]).unwrap(), [3, 0]);
-        assert_eq!(store.windows_in(0, 10..20).unwrap(), [wc(10, "a", 1), wc(10, "b", 2)]);
+        assert_eq!(
+            store.counts(&[wc(0, "a", 0).id, wc(0, "zz", 0).id]).unwrap(),
+            [3, 0]
+        );
+        assert_eq!(
+            store.windows_in(0, 10..20).unwrap(),
+            [wc(10, "a", 1), wc(10, "b", 2)]
+        );
         assert_eq!(store.video_counts("a").unwrap(), [wc(0, "a", 3), wc(10, "a", 1)]);
 
         let plan = CommitPlan {
@@ -402,7 +436,10 @@ mod tests {
             ..Default::default()
         };
         store.apply_plan(&plan, Some(9)).unwrap();
-        assert_eq!(store.windows_in(0, i64::MIN..i64::MAX).unwrap(), [wc(10, "a", 1), wc(10, "b", 2)]);
+        assert_eq!(
+            store.windows_in(0, i64::MIN..i64::MAX).unwrap(),
+            [wc(10, "a", 1), wc(10, "b", 2)]
+        );
     }
 
     #[test]
@@ -413,7 +450,8 @@ mod tests {
         let err = PartitionStore::open(dir.path(), "cl/1", specs(), &res).unwrap_err();
         assert!(matches!(err, StoreError::WrongIdentity { .. }), "{err}");
         let cancel = AtomicBool::new(false);
-        let (_store, wiped) = PartitionStore::open_or_rebuild(dir.path(), "cl/1", specs(), &res, &cancel).unwrap();
+        let (_store, wiped) =
+            PartitionStore::open_or_rebuild(dir.path(), "cl/1", specs(), &res, &cancel).unwrap();
         assert!(wiped);
     }
 

@@ -50,7 +50,11 @@ pub struct ActiveTask {
 }
 
 impl ActiveTask {
-    pub fn new(store: PartitionStore, specs: Arc<[WindowSpec]>, progress: Arc<RestoreProgress>) -> Result<Self, StoreError> {
+    pub fn new(
+        store: PartitionStore,
+        specs: Arc<[WindowSpec]>,
+        progress: Arc<RestoreProgress>,
+    ) -> Result<Self, StoreError> {
         let stream_time = store.stream_time()?;
         Ok(Self {
             store: Arc::new(store),

@@ -67,7 +67,10 @@ impl WindowSpec {
 
     /// Starts of the windows that newly expired when stream time moved from `old` to `new`.
     pub fn newly_expired(&self, old: Option<i64>, new: Option<i64>) -> Range<i64> {
-        advance_range(old.map(|t| self.expiry_bound(t)), new.map(|t| self.expiry_bound(t)))
+        advance_range(
+            old.map(|t| self.expiry_bound(t)),
+            new.map(|t| self.expiry_bound(t)),
+        )
     }
 
     /// Whether some window of this size starts within `starts`.

@@ -24,7 +24,10 @@ async fn malformed_records_go_to_the_dead_letter_topic_and_good_ones_are_counted
         (b"{not json".to_vec(), "invalid_json"),
         (br#"{"video_id":"v","count":-3}"#.to_vec(), "negative_count"),
         (br#"{"video_id":""}"#.to_vec(), "empty_id"),
-        (format!(r#"{{"video_id":"{long_id}"}}"#).into_bytes(), "id_too_long"),
+        (
+            format!(r#"{{"video_id":"{long_id}"}}"#).into_bytes(),
+            "id_too_long",
+        ),
         (vec![0xff, 0xfe, b'{'], "invalid_utf8"),
         (br#"{"count":2}"#.to_vec(), "invalid_json"),
         (br#"{"video_id":"v","ts":-5}"#.to_vec(), "timestamp_out_of_range"),
@@ -41,19 +44,36 @@ async fn malformed_records_go_to_the_dead_letter_topic_and_good_ones_are_counted
             format!(r#"{{"video_id":"{}"}}"#, e.video_id)
         };
         let record_ts = if i % 3 == 0 { 0 } else { e.ts };
-        send(&p, BaseRecord::<(), [u8]>::to(&app.input).payload(value.as_bytes()).timestamp(record_ts));
-        if i % 400 == 200 {
-            if let Some((b, _)) = bad_iter.next() {
-                send(&p, BaseRecord::<(), [u8]>::to(&app.input).payload(&b[..]).timestamp(e.ts));
-            }
+        send(
+            &p,
+            BaseRecord::<(), [u8]>::to(&app.input)
+                .payload(value.as_bytes())
+                .timestamp(record_ts),
+        );
+        if i % 400 == 200
+            && let Some((b, _)) = bad_iter.next()
+        {
+            send(
+                &p,
+                BaseRecord::<(), [u8]>::to(&app.input)
+                    .payload(&b[..])
+                    .timestamp(e.ts),
+            );
         }
     }
     // A record with a count of 5 counts five likes.
     let base = *BASE_TS;
     let five = format!(r#"{{"video_id":"video-0","count":5,"ts":{base}}}"#);
-    send(&p, BaseRecord::<(), [u8]>::to(&app.input).payload(five.as_bytes()).timestamp(base));
+    send(
+        &p,
+        BaseRecord::<(), [u8]>::to(&app.input)
+            .payload(five.as_bytes())
+            .timestamp(base),
+    );
     for w in &app.windows {
-        *truth.entry((w.label.to_string(), "video-0".into(), base - base % w.size_ms)).or_default() += 5;
+        *truth
+            .entry((w.label.to_string(), "video-0".into(), base - base % w.size_ms))
+            .or_default() += 5;
     }
     rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).unwrap();
     assert!(bad_iter.next().is_none(), "every bad record was sent");
@@ -64,7 +84,11 @@ async fn malformed_records_go_to_the_dead_letter_topic_and_good_ones_are_counted
     wait_caught_up(&app, Duration::from_secs(90), &[&w]);
     assert_counts_equal(&final_counts(&read_outputs(&app)), &truth);
 
-    let dead = kafka::read_to_end(&app.dead_letter_topic(), Isolation::ReadCommitted, Duration::from_secs(30));
+    let dead = kafka::read_to_end(
+        &app.dead_letter_topic(),
+        Isolation::ReadCommitted,
+        Duration::from_secs(30),
+    );
     let mut got: Vec<(Vec<u8>, String)> = dead
         .iter()
         .map(|m| {
@@ -115,7 +139,10 @@ async fn a_changelog_with_the_wrong_partition_count_keeps_the_worker_alive_and_n
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(
-        reason.contains(&format!("{} has 3 partitions but topics.partitions is 4", app.changelog_topic())),
+        reason.contains(&format!(
+            "{} has 3 partitions but topics.partitions is 4",
+            app.changelog_topic()
+        )),
         "{reason}"
     );
     std::thread::sleep(Duration::from_secs(2));
@@ -150,7 +177,11 @@ async fn an_unreachable_broker_keeps_the_worker_alive_and_not_ready() {
 fn invalid_configuration_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, "kafka:\n  bootstrapServers: k:9092\nwindows: []\nbogusField: 1\n").unwrap();
+    std::fs::write(
+        &path,
+        "kafka:\n  bootstrapServers: k:9092\nwindows: []\nbogusField: 1\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_videocounter-worker"))
         .arg("--config")
         .arg(&path)
@@ -158,5 +189,8 @@ fn invalid_configuration_is_refused_with_a_clear_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.yaml") && stderr.contains("bogusField"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml") && stderr.contains("bogusField"),
+        "{stderr}"
+    );
 }

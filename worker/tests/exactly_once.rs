@@ -34,7 +34,11 @@ async fn two_workers_count_100k_events_exactly() {
         assert_eq!(code, 200);
         let owned = body["partitions"].as_array().unwrap();
         let inputs = body["input_partitions"].as_array().unwrap();
-        assert!(!owned.is_empty() || !inputs.is_empty(), "{} owns nothing: {body}", w.instance_id);
+        assert!(
+            !owned.is_empty() || !inputs.is_empty(),
+            "{} owns nothing: {body}",
+            w.instance_id
+        );
         assert!(owned.iter().all(|p| p["state"] == "active"), "{body}");
         counting.extend(owned.iter().map(|p| p["partition"].as_i64().unwrap()));
     }
@@ -48,12 +52,12 @@ async fn two_workers_count_100k_events_exactly() {
         .filter(|((_, v, _), _)| v == video)
         .map(|((t, _, s), c)| (t.clone(), *s, *c))
         .collect();
-    let (ra, rb) = (a.get(&format!("/v1/counts/{video}")).unwrap(), b.get(&format!("/v1/counts/{video}")).unwrap());
-    let ((owner_code, owner_body), (other_code, other_body), owner) = if ra.0 == 200 {
-        (ra, rb, &a)
-    } else {
-        (rb, ra, &b)
-    };
+    let (ra, rb) = (
+        a.get(&format!("/v1/counts/{video}")).unwrap(),
+        b.get(&format!("/v1/counts/{video}")).unwrap(),
+    );
+    let ((owner_code, owner_body), (other_code, other_body), owner) =
+        if ra.0 == 200 { (ra, rb, &a) } else { (rb, ra, &b) };
     assert_eq!(owner_code, 200, "{owner_body}");
     let mut got: Vec<(String, i64, u64)> = owner_body["windows"]
         .as_array()
@@ -110,7 +114,13 @@ async fn sigkill_at_random_moments_keeps_counts_exact() {
         }
     });
 
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    // A new kill schedule on every run; the seed is printed to replay one.
+    let seed: u64 = std::env::var("VIDEOCOUNTER_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("kill schedule seed: VIDEOCOUNTER_KILL_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut kills = 0;
     let started = Instant::now();
     while !producing.is_finished() || kills < 5 {
@@ -127,7 +137,10 @@ async fn sigkill_at_random_moments_keeps_counts_exact() {
         };
         std::thread::sleep(down);
         workers[victim].start();
-        assert!(started.elapsed() < Duration::from_secs(150), "kill loop runs too long");
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "kill loop runs too long"
+        );
     }
     producing.join().unwrap();
     assert!(kills >= 5);

@@ -91,7 +91,11 @@ async fn a_replacement_waits_for_the_stores_a_hung_worker_still_holds() {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !second.log_text().contains("store is still locked") {
         assert!(std::time::Instant::now() < deadline, "{}", second.log_tail(30));
-        assert!(second.is_running(), "the replacement crashed\n{}", second.log_tail(30));
+        assert!(
+            second.is_running(),
+            "the replacement crashed\n{}",
+            second.log_tail(30)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(second.get("/readyz").unwrap().0, 503);

@@ -55,7 +55,10 @@ async fn on_window_close_emits_every_window_once_and_expired_windows_are_deleted
     produce_raw(&app.input, first);
     wait_caught_up(&app, Duration::from_secs(60), &[&w]);
     let emitted_before_kill = read_outputs(&app).len();
-    assert!(emitted_before_kill > 0, "windows closed during the first half were emitted");
+    assert!(
+        emitted_before_kill > 0,
+        "windows closed during the first half were emitted"
+    );
 
     w.kill();
     w.start();
@@ -91,7 +94,11 @@ async fn on_window_close_emits_every_window_once_and_expired_windows_are_deleted
     // Every event window expired (retention 1m): tombstoned in the changelog
     // and gone from the store; only the closers' windows remain.
     let mut latest: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
-    for m in kafka::read_to_end(&app.changelog_topic(), Isolation::ReadCommitted, Duration::from_secs(60)) {
+    for m in kafka::read_to_end(
+        &app.changelog_topic(),
+        Isolation::ReadCommitted,
+        Duration::from_secs(60),
+    ) {
         latest.insert(m.key().unwrap().to_vec(), m.payload().is_some());
     }
     let live_windows: Vec<String> = latest

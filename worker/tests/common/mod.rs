@@ -56,15 +56,19 @@ impl TestApp {
         let app = unique_name(prefix);
         let dir = std::env::temp_dir().join("videocounter-worker-tests").join(&app);
         std::fs::create_dir_all(&dir).expect("test directory");
-        let windows = [("1m", 60_000, "1min"), ("5m", 300_000, "5min"), ("10m", 600_000, "10min")]
-            .into_iter()
-            .map(|(size, size_ms, label)| TestWindow {
-                size,
-                size_ms,
-                label,
-                output_topic: format!("{app}-out-{size}"),
-            })
-            .collect();
+        let windows = [
+            ("1m", 60_000, "1min"),
+            ("5m", 300_000, "5min"),
+            ("10m", 600_000, "10min"),
+        ]
+        .into_iter()
+        .map(|(size, size_ms, label)| TestWindow {
+            size,
+            size_ms,
+            label,
+            output_topic: format!("{app}-out-{size}"),
+        })
+        .collect();
         Self {
             input: format!("{app}-input"),
             app,
@@ -114,7 +118,10 @@ impl TestApp {
             self.commit_interval
         );
         for w in &self.windows {
-            y.push_str(&format!("  - size: {}\n    outputTopic: {}\n", w.size, w.output_topic));
+            y.push_str(&format!(
+                "  - size: {}\n    outputTopic: {}\n",
+                w.size, w.output_topic
+            ));
         }
         y
     }
@@ -236,7 +243,12 @@ impl WorkerProcess {
     }
 
     pub fn get(&self, path: &str) -> Option<(u16, serde_json::Value)> {
-        http_get(self.port, path).map(|(code, body)| (code, serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body))))
+        http_get(self.port, path).map(|(code, body)| {
+            (
+                code,
+                serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+            )
+        })
     }
 
     pub fn get_text(&self, path: &str) -> Option<(u16, String)> {
@@ -320,7 +332,8 @@ pub fn ground_truth(app: &TestApp, events: &[Event]) -> Truth {
     for e in events {
         for w in &app.windows {
             let start = e.ts - e.ts.rem_euclid(w.size_ms);
-            *t.entry((w.label.to_string(), e.video_id.clone(), start)).or_default() += 1;
+            *t.entry((w.label.to_string(), e.video_id.clone(), start))
+                .or_default() += 1;
         }
     }
     t
@@ -336,7 +349,12 @@ pub fn producer() -> ThreadedProducer<DefaultProducerContext> {
 pub fn produce_raw(topic: &str, events: &[Event]) {
     let p = producer();
     for e in events {
-        send(&p, BaseRecord::<(), [u8]>::to(topic).payload(e.video_id.as_bytes()).timestamp(e.ts));
+        send(
+            &p,
+            BaseRecord::<(), [u8]>::to(topic)
+                .payload(e.video_id.as_bytes())
+                .timestamp(e.ts),
+        );
     }
     p.flush(Duration::from_secs(30)).expect("flush");
 }
@@ -348,7 +366,10 @@ pub fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes 
     loop {
         match p.send(record) {
             Ok(()) => return,
-            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                r,
+            )) => {
                 record = r;
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -384,7 +405,11 @@ pub fn wait_caught_up(app: &TestApp, timeout: Duration, workers: &[&WorkerProces
     }
 }
 
-fn lagging_partitions(group: &BaseConsumer, plain: &BaseConsumer, topics: &[&str]) -> Result<Vec<String>, String> {
+fn lagging_partitions(
+    group: &BaseConsumer,
+    plain: &BaseConsumer,
+    topics: &[&str],
+) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for topic in topics {
         let md = plain
@@ -419,8 +444,13 @@ pub fn read_outputs(app: &TestApp) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for w in &app.windows {
         for m in kafka::read_to_end(&w.output_topic, Isolation::ReadCommitted, Duration::from_secs(60)) {
-            let v: serde_json::Value = serde_json::from_slice(m.payload().expect("output value")).expect("output JSON");
-            assert_eq!(v["type"], w.label, "record in {} has the wrong type", w.output_topic);
+            let v: serde_json::Value =
+                serde_json::from_slice(m.payload().expect("output value")).expect("output JSON");
+            assert_eq!(
+                v["type"], w.label,
+                "record in {} has the wrong type",
+                w.output_topic
+            );
             assert_eq!(
                 m.key(),
                 Some(v["video_uid"].as_str().unwrap().as_bytes()),
