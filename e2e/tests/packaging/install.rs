@@ -180,11 +180,12 @@ impl Install {
             pod_spec["serviceAccountName"].as_str().unwrap()
         );
         let kubeconfig = impersonating_kubeconfig(dir, &user);
-        let denied = try_run(
-            Command::new(videocounter_e2e::ground_binary("kubectl"))
-                .env("KUBECONFIG", &kubeconfig)
-                .args(["get", "secrets", "-n", &self.apps_ns.name]),
-        );
+        let denied = try_run(kubectl().env("KUBECONFIG", &kubeconfig).args([
+            "get",
+            "secrets",
+            "-n",
+            &self.apps_ns.name,
+        ]));
         assert!(
             !denied.status.success() && stderr(&denied).contains("forbidden"),
             "the impersonating kubeconfig should not list Secrets: it is not acting as the ServiceAccount"

@@ -83,18 +83,23 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// `helm` of the test ground, talking to its API server.
-pub fn helm() -> Command {
-    let mut c = Command::new(ground_binary("helm"));
+/// A ground binary under `timeout`: a client waiting for something that
+/// never happens fails the test in bounded time instead of hanging it.
+fn bounded(binary: &str) -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["--kill-after=10", "180"]).arg(ground_binary(binary));
     c.env("KUBECONFIG", required_env("KUBECONFIG"));
     c
 }
 
+/// `helm` of the test ground, talking to its API server.
+pub fn helm() -> Command {
+    bounded("helm")
+}
+
 /// `kubectl` of the test ground, as the admin.
 pub fn kubectl() -> Command {
-    let mut c = Command::new(ground_binary("kubectl"));
-    c.env("KUBECONFIG", required_env("KUBECONFIG"));
-    c
+    bounded("kubectl")
 }
 
 /// `kubectl get -o json` of one object, or `None` when it does not exist.
