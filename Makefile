@@ -27,6 +27,7 @@ build:
 # (the ground first: it provides helm for `helm-lint`; build before the tests:
 # the gateway's browser test and the chart test run the binaries)
 test: ground-up lint build
+	$(WITH_GROUND) cargo run $(CARGO_PROFILE) -q -p videocounter-e2e --bin prune-test-topics
 	$(WITH_GROUND) cargo test $(CARGO_PROFILE) --workspace --no-fail-fast
 
 ## bench: worker throughput against a bare consumer of the same topic (5M events),

@@ -79,6 +79,21 @@ pub enum Isolation {
     ReadUncommitted,
 }
 
+/// A partition's watermarks, retried until `deadline`: just after a broker
+/// (re)start its partitions have no leader for a while.
+fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32, deadline: Instant) -> (i64, i64) {
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok(w) => return w,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("watermarks of {topic}[{partition}]: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => panic!("watermarks of {topic}[{partition}]: {e}"),
+        }
+    }
+}
+
 /// Reads every partition of `topic` from the beginning up to its current end
 /// (the last stable offset under `ReadCommitted`), and returns the records.
 pub fn read_to_end(topic: &str, isolation: Isolation, timeout: Duration) -> Vec<OwnedMessage> {
@@ -93,6 +108,7 @@ pub fn read_to_end(topic: &str, isolation: Isolation, timeout: Duration) -> Vec<
         .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer");
+    let deadline = Instant::now() + timeout;
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
@@ -101,9 +117,7 @@ pub fn read_to_end(topic: &str, isolation: Isolation, timeout: Duration) -> Vec<
     let mut tpl = TopicPartitionList::new();
     for p in &parts {
         // Under read_committed the high watermark query returns the last stable offset.
-        let (low, high) = consumer
-            .fetch_watermarks(topic, *p, Duration::from_secs(10))
-            .expect("watermarks");
+        let (low, high) = watermarks(&consumer, topic, *p, deadline);
         if high > low {
             ends.insert(*p, high);
             tpl.add_partition_offset(topic, *p, rdkafka::Offset::Beginning)
@@ -114,7 +128,6 @@ pub fn read_to_end(topic: &str, isolation: Isolation, timeout: Duration) -> Vec<
         return Vec::new();
     }
     consumer.assign(&tpl).expect("assign");
-    let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     let mut done = std::collections::HashSet::new();
     while done.len() < ends.len() {

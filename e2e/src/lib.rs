@@ -35,6 +35,18 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Whether `name` contains a name made by [`unique_name`] (`<prefix>-<pid>-<hex>-<seq>`,
+/// perhaps with a suffix such as `-repartition` or `.likes-repartition`, as the
+/// operator names topics after the namespace): something a test run created.
+pub fn is_unique_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split(['-', '.']).collect();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let hex = |s: &str| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit());
+    parts
+        .windows(4)
+        .any(|w| !w[0].is_empty() && digits(w[1]) && hex(w[2]) && digits(w[3]))
+}
+
 /// Runs `e2e/env <args>` (for example to stop and start the broker mid-test).
 pub fn run_env_script(args: &[&str]) {
     let script = PathBuf::from(required_env("VIDEOCOUNTER_E2E_ENV"));
@@ -53,4 +65,32 @@ pub fn run_env_script(args: &[&str]) {
 /// Path of a binary the test ground built (kubectl, helm), from `VIDEOCOUNTER_BIN_DIR`.
 pub fn ground_binary(name: &str) -> PathBuf {
     PathBuf::from(required_env("VIDEOCOUNTER_BIN_DIR")).join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_are_recognised_with_or_without_a_suffix() {
+        let name = unique_name("eos-kill");
+        assert!(is_unique_name(&name), "{name}");
+        assert!(is_unique_name(&format!("{name}-counts-changelog")));
+        assert!(is_unique_name("bench-12345-9f3a07c-0-repartition"));
+        assert!(is_unique_name("op-kill-14979-8a21f424-2.likes-counts-changelog"));
+    }
+
+    #[test]
+    fn other_names_are_not() {
+        for name in [
+            "video_clicks_ingestion",
+            "video_aggregations_1",
+            "likes-repartition",
+            "__consumer_offsets",
+            "a-1-2",
+            "-1-ff-2",
+        ] {
+            assert!(!is_unique_name(name), "{name}");
+        }
+    }
 }
