@@ -2,25 +2,30 @@
 //! same topic, and the worker's peak memory with a million distinct ids.
 //!
 //! 1. Pre-loads N raw-format events (default 5,000,000 over 10,000 videos,
-//!    event times spread over one hour) into a fresh input topic.
+//!    event times spread over ten minutes, `--span-ms`) into a fresh input topic.
 //! 2. Raw rate: a bare rdkafka consumer reads the whole topic.
 //! 3. Worker rate: a fresh worker (exactly-once, windows 1/5/10 min) runs from
 //!    process start until the group has committed the whole input and the
 //!    whole repartition topic (the last commit).
 //! 4. Peak RSS: another worker counts 2,000,000 events over 1,000,000
 //!    distinct ids; VmHWM of the process at its last commit.
+//! 5. Group membership under both group protocols (see `membership.rs`).
 //!
+//! Flags: `--events N --ids N --rss-events N --rss-ids N --span-ms MS
+//! --commit-interval D`, and `--only-rss` or `--only-membership` for one part.
 //! Needs the test ground's Kafka (`VIDEOCOUNTER_KAFKA_BOOTSTRAP`).
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use videocounter_e2e::kafka;
 use videocounter_e2e::unique_name;
+
+mod membership;
 
 const PARTITIONS: i32 = 6;
 
@@ -32,6 +37,7 @@ struct Args {
     span_ms: i64,
     commit_interval: String,
     only_rss: bool,
+    only_membership: bool,
 }
 
 fn args() -> Args {
@@ -43,11 +49,16 @@ fn args() -> Args {
         span_ms: 600_000,
         commit_interval: "1s".into(),
         only_rss: false,
+        only_membership: false,
     };
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = argv.iter().position(|a| a == "--only-rss") {
         argv.remove(i);
         a.only_rss = true;
+    }
+    if let Some(i) = argv.iter().position(|a| a == "--only-membership") {
+        argv.remove(i);
+        a.only_membership = true;
     }
     for pair in argv.chunks(2) {
         let value = pair.get(1).cloned().unwrap_or_default();
@@ -75,6 +86,10 @@ async fn main() {
         PARTITIONS,
         a.commit_interval
     );
+    if a.only_membership {
+        membership::run().await;
+        return;
+    }
     let throughput = if a.only_rss {
         None
     } else {
@@ -104,6 +119,7 @@ async fn main() {
             rss.peak_rss_kib / 1024
         );
     }
+    membership::run().await;
 }
 
 /// Raw consumer rate and worker rate on the same pre-loaded topic.
@@ -233,18 +249,88 @@ fn worker_binary() -> PathBuf {
     bin
 }
 
-async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
-    let app = unique_name("bench");
-    let dir = tempfile::tempdir().expect("tempdir");
-    if std::env::var_os("BENCH_KEEP").is_some() {
-        println!("worker directory: {}", dir.path().display());
+/// A worker process of the benchmark, with its HTTP port and log file.
+struct WorkerProcess {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl WorkerProcess {
+    /// Starts `instance` of the application configured in `config`, with its
+    /// data under `data`; extra flags (e.g. `--group-protocol classic`) after.
+    fn spawn(config: &Path, instance: &str, data: &Path, extra: &[&str]) -> Self {
+        let log = data.with_extension("log");
+        let file = std::fs::File::create(&log).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // BENCH_WORKER_WRAPPER runs the worker under a profiler, e.g. "heaptrack -o /tmp/worker".
+        let mut command = match std::env::var("BENCH_WORKER_WRAPPER") {
+            Ok(wrapper) => {
+                let mut words = wrapper.split_whitespace();
+                let mut c = Command::new(words.next().expect("BENCH_WORKER_WRAPPER is empty"));
+                c.args(words).arg(worker_binary());
+                c
+            }
+            Err(_) => Command::new(worker_binary()),
+        };
+        let child = command
+            .arg("--config")
+            .arg(config)
+            .arg("--instance-id")
+            .arg(instance)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("worker");
+        Self { child, port, log }
     }
-    let dir = if std::env::var_os("BENCH_KEEP").is_some() {
-        KeptDir::Kept(dir.keep())
-    } else {
-        KeptDir::Temp(dir)
-    };
-    let config = dir.path().join("worker.yaml");
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Panics with the worker's log when it has exited.
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "worker exited with {status}: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+
+    fn get(&self, path: &str) -> String {
+        http_get(self.port, path)
+    }
+
+    /// SIGTERM (warm shutdown), then waits for the exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes the worker configuration of application `app` (exactly-once,
+/// windows 1/5/10 min) into `dir`, and creates its topics (as the operator
+/// would before the workers start).
+async fn configure_app(dir: &Path, app: &str, input: &str, commit_interval: &str) -> PathBuf {
+    let config = dir.join("worker.yaml");
     std::fs::write(
         &config,
         format!(
@@ -255,7 +341,6 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
         ),
     )
     .unwrap();
-    // Internal and output topics exist before the clock starts, as in a deployment.
     for (name, configs) in [
         (format!("{app}-repartition"), &[][..]),
         (
@@ -269,51 +354,30 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
     ] {
         kafka::create_topic(&name, PARTITIONS, configs).await;
     }
-    let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let started = Instant::now();
-    // BENCH_WORKER_WRAPPER runs the worker under a profiler, e.g. "heaptrack -o /tmp/worker".
-    let mut command = match std::env::var("BENCH_WORKER_WRAPPER") {
-        Ok(wrapper) => {
-            let mut words = wrapper.split_whitespace();
-            let mut c = Command::new(words.next().expect("BENCH_WORKER_WRAPPER is empty"));
-            c.args(words).arg(worker_binary());
-            c
-        }
-        Err(_) => Command::new(worker_binary()),
+    config
+}
+
+async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
+    let app = unique_name("bench");
+    let dir = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("worker directory: {}", dir.path().display());
+    }
+    let dir = if std::env::var_os("BENCH_KEEP").is_some() {
+        KeptDir::Kept(dir.keep())
+    } else {
+        KeptDir::Temp(dir)
     };
-    let mut child: Child = command
-        .arg("--config")
-        .arg(&config)
-        .arg("--instance-id")
-        .arg("bench-0")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--http-listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("worker");
-    let pid = child.id();
+    // Topics exist before the clock starts, as in a deployment.
+    let config = configure_app(dir.path(), &app, input, commit_interval).await;
+    let started = Instant::now();
+    let mut worker = WorkerProcess::spawn(&config, "bench-0", &dir.path().join("data"), &[]);
+    let pid = worker.pid();
     let repartition = format!("{app}-repartition");
     let mut peak = 0;
     loop {
         peak = peak.max(vm_hwm_kib(pid));
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "worker exited with {status}: {}",
-                std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default()
-            );
-        }
+        worker.assert_running();
         if caught_up(&app, input, &repartition, n) {
             break;
         }
@@ -326,7 +390,8 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
     let seconds = started.elapsed().as_secs_f64();
     peak = peak.max(vm_hwm_kib(pid));
     let repartition_records = data_records(&repartition);
-    let metrics = scrape(port)
+    let metrics = worker
+        .get("/metrics")
         .lines()
         .filter(|l| {
             l.starts_with("videocounter_commit_duration_seconds_sum")
@@ -336,8 +401,7 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
         })
         .map(str::to_owned)
         .collect();
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-    let _ = child.wait();
+    worker.stop();
     Run {
         rate: n as f64 / seconds,
         seconds,
@@ -361,15 +425,18 @@ impl KeptDir {
     }
 }
 
-fn scrape(port: u16) -> String {
+/// The body of a plain HTTP GET on the worker (empty when it does not answer).
+fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
     };
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
-    text
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
 
 /// Whether the group committed all `n` input events and every repartition record.

@@ -247,6 +247,11 @@ impl Engine {
                         ActiveTask::new(store, self.settings.specs.clone(), progress.clone())
                             .map_err(|e| e.to_string())
                     });
+                    // Changelog records applied, whether or not the restore then succeeded.
+                    self.shared
+                        .metrics
+                        .restored_records
+                        .inc_by(progress.restored.load(std::sync::atomic::Ordering::Relaxed));
                     match restored {
                         Ok(active) => {
                             self.resume(consumer, p);
