@@ -204,17 +204,10 @@ impl Engine {
             return false;
         }
         self.since_check = 0;
-        self.last_commit.elapsed() >= self.commit_interval || self.combiner.records() >= MAX_PENDING || {
-            let touched: usize = self
-                .tasks
-                .values()
-                .map(|t| match t {
-                    Task::Active(a) => a.counts.touched_windows(),
-                    _ => 0,
-                })
-                .sum();
-            touched >= MAX_PENDING
-        }
+        let (combined, touched_windows) = self.pending_summary();
+        self.last_commit.elapsed() >= self.commit_interval
+            || combined >= MAX_PENDING
+            || touched_windows >= MAX_PENDING
     }
 
     /// Periodic work between records: finished restores, status, the commit clock.

@@ -151,7 +151,7 @@ impl Engine {
         }
     }
 
-    /// How much the next commit will write, for logs.
+    /// How much the next commit will write: combined records and touched windows.
     pub fn pending_summary(&self) -> (usize, usize) {
         let windows = self
             .tasks
