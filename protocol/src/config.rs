@@ -14,6 +14,9 @@ pub struct WorkerConfig {
     /// Names the consumer group, the transactional ids and the internal topics.
     #[serde(default = "default_application_id")]
     pub application_id: String,
+    /// May be left out when the bootstrap servers come from elsewhere (the
+    /// worker's `--bootstrap-servers`); validation then requires them.
+    #[serde(default)]
     pub kafka: KafkaConnection,
     #[serde(default)]
     pub topics: TopicConfig,
@@ -40,9 +43,10 @@ pub struct WorkerConfig {
     pub http_listen: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KafkaConnection {
+    #[serde(default)]
     pub bootstrap_servers: String,
     #[serde(default)]
     pub security_protocol: SecurityProtocol,

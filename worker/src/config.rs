@@ -273,6 +273,21 @@ mod tests {
     }
 
     #[test]
+    fn bootstrap_servers_may_come_from_the_flag_alone() {
+        let yaml = "applicationId: app1\n";
+        let s = Settings::build(
+            &cli(&["--instance-id", "pod-1", "--bootstrap-servers", "flag:9092"]),
+            Some(("c.yaml".into(), yaml)),
+        )
+        .unwrap();
+        assert_eq!(s.worker.kafka.bootstrap_servers, "flag:9092");
+        let err = Settings::build(&cli(&["--instance-id", "pod-1"]), Some(("c.yaml".into(), yaml)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka.bootstrapServers is empty"), "{err}");
+    }
+
+    #[test]
     fn invalid_settings_name_every_problem() {
         let yaml = "kafka:\n  bootstrapServers: k:9092\nwindows: []\ncommitInterval: 0s\n";
         let err = Settings::build(
