@@ -78,9 +78,7 @@ async fn malformed_records_go_to_the_dead_letter_topic_and_good_ones_are_counted
     rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).unwrap();
     assert!(bad_iter.next().is_none(), "every bad record was sent");
 
-    let mut w = app.worker("worker-a");
-    w.start();
-    w.wait_ready(Duration::from_secs(60));
+    let mut w = app.ready_worker("worker-a");
     wait_caught_up(&app, Duration::from_secs(90), &[&w]);
     assert_counts_equal(&final_counts(&read_outputs(&app)), &truth);
 

@@ -14,9 +14,7 @@ async fn deleted_data_directory_is_rebuilt_from_the_changelog() {
     let truth = ground_truth(&app, &events);
     let (first, second) = events.split_at(events.len() / 2);
 
-    let mut w = app.worker("worker-a");
-    w.start();
-    w.wait_ready(Duration::from_secs(60));
+    let mut w = app.ready_worker("worker-a");
     produce_raw(&app.input, first);
     wait_caught_up(&app, Duration::from_secs(90), &[&w]);
 
@@ -75,9 +73,7 @@ async fn a_replacement_waits_for_the_stores_a_hung_worker_still_holds() {
     let events = events(4_000, 5, 60_000, 4);
     let truth = ground_truth(&app, &events);
 
-    let mut first = app.worker("worker-a");
-    first.start();
-    first.wait_ready(Duration::from_secs(60));
+    let mut first = app.ready_worker("worker-a");
     produce_raw(&app.input, &events[..2_000]);
     wait_caught_up(&app, Duration::from_secs(60), &[&first]);
 

@@ -49,9 +49,7 @@ async fn on_window_close_emits_every_window_once_and_expired_windows_are_deleted
     let truth = ground_truth(&app, &events);
     let (first, second) = events.split_at(events.len() / 2);
 
-    let mut w = app.worker("worker-a");
-    w.start();
-    w.wait_ready(Duration::from_secs(60));
+    let mut w = app.ready_worker("worker-a");
     produce_raw(&app.input, first);
     wait_caught_up(&app, Duration::from_secs(60), &[&w]);
     let emitted_before_kill = read_outputs(&app).len();

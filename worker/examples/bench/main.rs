@@ -359,15 +359,12 @@ async fn configure_app(dir: &Path, app: &str, input: &str, commit_interval: &str
 
 async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
     let app = unique_name("bench");
-    let dir = tempfile::tempdir().expect("tempdir");
+    // BENCH_KEEP=1 keeps the worker's directory (config, data, log) for a look afterwards.
+    let mut dir = tempfile::tempdir().expect("tempdir");
     if std::env::var_os("BENCH_KEEP").is_some() {
+        dir.disable_cleanup(true);
         println!("worker directory: {}", dir.path().display());
     }
-    let dir = if std::env::var_os("BENCH_KEEP").is_some() {
-        KeptDir::Kept(dir.keep())
-    } else {
-        KeptDir::Temp(dir)
-    };
     // Topics exist before the clock starts, as in a deployment.
     let config = configure_app(dir.path(), &app, input, commit_interval).await;
     let started = Instant::now();
@@ -408,20 +405,6 @@ async fn run_worker(input: &str, n: u64, commit_interval: &str) -> Run {
         peak_rss_kib: peak,
         repartition_records,
         metrics,
-    }
-}
-
-enum KeptDir {
-    Temp(tempfile::TempDir),
-    Kept(PathBuf),
-}
-
-impl KeptDir {
-    fn path(&self) -> &std::path::Path {
-        match self {
-            KeptDir::Temp(t) => t.path(),
-            KeptDir::Kept(p) => p,
-        }
     }
 }
 

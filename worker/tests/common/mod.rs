@@ -130,6 +130,14 @@ impl TestApp {
         kafka::create_topic(&self.input, partitions, &[("retention.ms", "-1")]).await;
     }
 
+    /// A worker of this deployment, started and ready (its partitions restored).
+    pub fn ready_worker(&self, instance: &str) -> WorkerProcess {
+        let mut w = self.worker(instance);
+        w.start();
+        w.wait_ready(Duration::from_secs(60));
+        w
+    }
+
     /// A worker process of this deployment (not started).
     pub fn worker(&self, instance: &str) -> WorkerProcess {
         let config = self.dir.join("worker.yaml");
