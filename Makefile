@@ -1,5 +1,5 @@
 # videocounter: one entry point for building, testing and deploying.
-#   make test     every test, against a real Kafka and kube-apiserver (started as needed)
+#   make test     every test, against a real Kafka, kube-apiserver and real nodes (started as needed)
 #   make bench    throughput benchmark of the worker against a bare consumer
 #   make deploy   kind cluster + images + Kafka + chart + example (needs Docker)
 #   make local    Kafka, two workers and the gateway as local processes; prints the dashboard URL
@@ -16,7 +16,7 @@ E2E := e2e/env
 WITH_GROUND := source $$($(E2E) env >/dev/null; echo $${VIDEOCOUNTER_STATE:-$$HOME/.cache/videocounter/state}/env.sh) &&
 
 .PHONY: all build test unit-test lint fmt clippy ground-up ground-down ground-status bench crds local
-.PHONY: helm-lint images kind-cluster kind-load deploy undeploy docs
+.PHONY: helm-lint images node-images kind-cluster kind-load deploy undeploy docs
 
 all: build
 
@@ -25,8 +25,9 @@ build:
 
 ## test: lint, unit tests, then integration and end-to-end tests against the test ground
 # (the ground first: it provides helm for `helm-lint`; build before the tests:
-# the gateway's browser test and the chart test run the binaries)
-test: ground-up lint build
+# the gateway's browser test and the chart test run the binaries, and the
+# real-node tests run the images made of them)
+test: ground-up lint build node-images
 	$(WITH_GROUND) cargo run $(CARGO_PROFILE) -q -p videocounter-e2e --bin prune-test-topics
 	$(WITH_GROUND) cargo test $(CARGO_PROFILE) --workspace --no-fail-fast
 
@@ -49,6 +50,12 @@ clippy:
 
 ground-up:
 	$(E2E) up
+
+## node-images: the worker, operator and gateway images, made without Docker
+## from the release binaries (docker/local-images.sh), loaded into every node
+node-images: build
+	$(WITH_GROUND) docker/local-images.sh "$$VIDEOCOUNTER_NODE_IMAGES_DIR"
+	$(WITH_GROUND) $(E2E) load-images "$$VIDEOCOUNTER_NODE_IMAGES_DIR"/*.tar
 
 ground-down:
 	$(E2E) down

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # check-runtime.sh: checks, without Docker, that the runtime image holds what
-# the binaries need. It rebuilds the image's file system in a directory: the
-# Debian packages gcr.io/distroless/cc-debian12 is made of (glibc, libgcc,
-# libstdc++, libgomp, OpenSSL, CA certificates, tzdata) taken from this
-# Debian 12 machine, plus what docker/stage-binary.sh stages; then runs each
-# binary in a chroot as the image's user (65532) with the image's
-# environment (docker/Dockerfile's ENV), and no shell or other tool inside.
+# the binaries need. It rebuilds the image's file system in a directory
+# (docker/runtime-rootfs.sh: the Debian packages gcr.io/distroless/cc-debian12
+# is made of, taken from this Debian 12 machine), adds what
+# docker/stage-binary.sh stages, then runs each binary in a chroot as the
+# image's user (65532) with the image's environment (docker/Dockerfile's
+# ENV), and no shell or other tool inside. docker/local-images.sh makes the
+# images the test ground's nodes run from the same file system.
 #
 # Needs root (chroot) and a Debian 12 host with those packages installed.
 # Usage: make build && docker/check-runtime.sh
@@ -13,30 +14,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ "$(id -u)" -eq 0 ] || { echo "check-runtime.sh: needs root for chroot" >&2; exit 2; }
-grep -q 'VERSION_ID="12"' /etc/os-release || { echo "check-runtime.sh: needs Debian 12, like the image" >&2; exit 2; }
 
 root=$(mktemp -d)
-chmod 755 "$root"
 trap 'rm -rf "$root"' EXIT
 
-# The packages of distroless cc-debian12 (base: libc6, libssl3, ca-certificates,
-# tzdata, netbase; cc adds libgcc-s1, libgomp1, libstdc++6).
-# Debian 12 is merged-/usr: /lib and /lib64 point into /usr.
-mkdir -p "$root/usr/lib" "$root/usr/lib64" "$root/usr/bin" "$root/usr/sbin"
-for d in lib lib64 bin sbin; do ln -s "usr/$d" "$root/$d"; done
-for pkg in libc6 libssl3 libgcc-s1 libgomp1 libstdc++6 ca-certificates tzdata netbase; do
-  dpkg -L "$pkg"
-done | while read -r f; do
-  if [ -f "$f" ] || [ -L "$f" ]; then echo "$f"; fi
-done | tar -cf - --no-recursion -T - 2>/dev/null | tar -xf - --keep-directory-symlink -C "$root"
-# Distroless ships the CA bundle alone (no hashed links, no /usr/lib/ssl).
-mkdir -p "$root/etc/ssl/certs" "$root/tmp"
-cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
-echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >"$root/etc/passwd"
-echo 'nonroot:x:65532:' >"$root/etc/group"
-[ ! -e "$root/bin/sh" ] || { echo "the emulated image has a shell; the check is broken" >&2; exit 1; }
-
-# The binaries `make build` made (release profile), not rebuilt here.
+# The image's file system (docker/runtime-rootfs.sh), with the binaries of
+# every target that `make build` made (release profile), not rebuilt here.
+docker/runtime-rootfs.sh "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/videocounter/target}
 export STAGE_ONLY=1
 OUT=$root docker/stage-binary.sh videocounter-worker videocounter-worker

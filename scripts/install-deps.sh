@@ -10,6 +10,11 @@ PACKAGES=(
   libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev
   # test ground: certificates, health probes, Kafka jars
   openssl curl maven
+  # test ground's real nodes (e2e/lib/node.sh): container runtime, CNI
+  # plugins, the firewall rules that keep pods in, the forwarder from the
+  # kubernetes Service address to the API server, gcc -static for the pause
+  # image (libc6-dev: its static libc) and busybox for the network-check image
+  containerd runc containernetworking-plugins iptables iproute2 socat libc6-dev busybox-static
   # gateway dashboard browser test (Playwright drives Debian's Chromium)
   chromium
 )

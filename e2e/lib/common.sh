@@ -22,6 +22,13 @@ APISERVER_PORT=${VIDEOCOUNTER_APISERVER_PORT:-16443}
 KCM_PORT=${VIDEOCOUNTER_KCM_PORT:-20257}
 SCHEDULER_PORT=${VIDEOCOUNTER_SCHEDULER_PORT:-20259}
 KWOK_PORT=${VIDEOCOUNTER_KWOK_PORT:-20247}
+# Real nodes (e2e/lib/node.sh): Kafka's listener for pods on the bridge
+# address, and per node (node i adds i-1) kubelet's API and health ports.
+KAFKA_BRIDGE_PORT=${VIDEOCOUNTER_KAFKA_BRIDGE_PORT:-19094}
+KUBELET_PORT=${VIDEOCOUNTER_KUBELET_PORT:-20250}
+KUBELET_HEALTHZ_PORT=${VIDEOCOUNTER_KUBELET_HEALTHZ_PORT:-20260}
+# The cluster's Service range (a /24): .1 is the kubernetes Service.
+SERVICE_NET=${VIDEOCOUNTER_SERVICE_NET:-10.0.0}
 
 KUBECONFIG_PATH=$STATE_DIR/kube/admin.kubeconfig
 ENV_FILE=$STATE_DIR/env.sh
@@ -46,10 +53,14 @@ port_free() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# proc_alive PID: the process runs (a zombie is dead: on some machines
+# nothing reaps orphans promptly).
+proc_alive() { kill -0 "$1" 2>/dev/null && [[ "$(ps -o stat= -p "$1" 2>/dev/null)" != Z* ]]; }
+
 # pid_alive NAME: the service NAME has a live process recorded in RUN_DIR.
 pid_alive() {
   local f=$RUN_DIR/$1.pid
-  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+  [ -f "$f" ] && proc_alive "$(cat "$f")"
 }
 
 # start_bg NAME CMD...: start a service detached, logging to LOG_DIR/NAME.log.
@@ -64,13 +75,13 @@ stop_bg() {
   local name=$1 sig=${2:-TERM} f=$RUN_DIR/$1.pid pid i
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if proc_alive "$pid"; then
     kill -"$sig" -- "-$pid" 2>/dev/null || kill -"$sig" "$pid" 2>/dev/null
     for i in $(seq 1 300); do
-      kill -0 "$pid" 2>/dev/null || break
+      proc_alive "$pid" || break
       sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if proc_alive "$pid"; then
       say "$name did not stop in 30s; killing it"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
     fi

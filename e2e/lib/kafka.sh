@@ -28,15 +28,23 @@ kafka_java() {
 
 kafka_configure() {
   mkdir -p "$KAFKA_DATA"
+  # With the real nodes' bridge up, a second listener on the host's bridge
+  # address, advertised as such: pods cannot reach 127.0.0.1.
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT" advertised="PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+  if node_has_network; then
+    port_free_any "$KAFKA_BRIDGE_PORT" "kafka's listener for pods"
+    listeners="$listeners,BRIDGE://$HOST_IP:$KAFKA_BRIDGE_PORT"
+    advertised="$advertised,BRIDGE://$HOST_IP:$KAFKA_BRIDGE_PORT"
+  fi
   cat >"$KAFKA_CONF" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=$listeners,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,BRIDGE:PLAINTEXT
 log.dirs=$KAFKA_DATA
 num.partitions=1
 offsets.topic.replication.factor=1

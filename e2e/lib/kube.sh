@@ -18,7 +18,8 @@ kube_pki() {
     cd "$PKI_DIR"
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 -subj "/CN=videocounter-test-ca" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n' >san.ext
+    printf 'subjectAltName=IP:127.0.0.1,IP:%s,' "$SERVICE_NET.1" >san.ext
+    printf 'DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n' >>san.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt -days 3650 -extfile san.ext 2>/dev/null
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
@@ -58,19 +59,32 @@ etcd_start() {
 }
 
 apiserver_start() {
-  pid_alive apiserver && return 0
+  local args=(
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT"
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT"
+    --cert-dir "$PKI_DIR" --tls-cert-file "$PKI_DIR/apiserver.crt" --tls-private-key-file "$PKI_DIR/apiserver.key"
+    --client-ca-file "$PKI_DIR/ca.crt" --token-auth-file "$PKI_DIR/tokens.csv"
+    --authorization-mode RBAC --allow-privileged=true
+    --service-cluster-ip-range "$SERVICE_NET.0/24" --endpoint-reconciler-type none
+    --service-account-issuer https://kubernetes.default.svc.cluster.local
+    --service-account-key-file "$PKI_DIR/sa.pub" --service-account-signing-key-file "$PKI_DIR/sa.key"
+    # Real nodes: call kubelets (logs, exec) at their address, not by a DNS
+    # name; and let a namespace put its pods on them (node selector and
+    # toleration from namespace annotations, see e2e/lib/node.sh).
+    --kubelet-preferred-address-types InternalIP
+    --enable-admission-plugins PodNodeSelector,PodTolerationRestriction
+    --profiling=false --v 1
+  )
+  if pid_alive apiserver; then
+    # Running with other flags (an older checkout started it): restart it.
+    printf '%s\n' "${args[@]}" | cmp -s - "$RUN_DIR/apiserver.args" && return 0
+    say "restarting kube-apiserver: its flags changed"
+    stop_bg apiserver
+  fi
   port_free "$APISERVER_PORT" kube-apiserver
   say "starting kube-apiserver $KUBERNETES_VERSION on https://127.0.0.1:$APISERVER_PORT"
-  start_bg apiserver "$BIN_DIR/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-    --cert-dir "$PKI_DIR" --tls-cert-file "$PKI_DIR/apiserver.crt" --tls-private-key-file "$PKI_DIR/apiserver.key" \
-    --client-ca-file "$PKI_DIR/ca.crt" --token-auth-file "$PKI_DIR/tokens.csv" \
-    --authorization-mode RBAC --allow-privileged=true \
-    --service-cluster-ip-range 10.0.0.0/24 --endpoint-reconciler-type none \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$PKI_DIR/sa.pub" --service-account-signing-key-file "$PKI_DIR/sa.key" \
-    --profiling=false --v 1
+  printf '%s\n' "${args[@]}" >"$RUN_DIR/apiserver.args"
+  start_bg apiserver "$BIN_DIR/kube-apiserver" "${args[@]}"
   wait_for apiserver 90 kubectl_ get --raw /readyz
 }
 

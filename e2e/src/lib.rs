@@ -2,8 +2,10 @@
 //! `e2e/env up` (Apache Kafka and a Kubernetes control plane on loopback).
 //! The scripts export where the services are; `make test` sources that file.
 
+pub mod cli;
 pub mod kafka;
 pub mod kube;
+pub mod nodes;
 
 use std::path::PathBuf;
 use std::process::Command;

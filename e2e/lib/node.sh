@@ -1,0 +1,560 @@
+# Real Kubernetes nodes on this machine: per node a containerd (runc, CNI
+# bridge) and a kubelet registered to the test ground's kube-apiserver, so
+# pods actually run. Shared by the nodes: a Linux bridge that holds the host's
+# address for pods, the node addresses and the kubernetes Service address; a
+# firewall chain that keeps pod traffic on that bridge; a forwarder from the
+# kubernetes Service to the API server; and a provisioner of node-local
+# volumes. Everything machine-wide it creates is keyed on the bridge name and
+# removed again by nodes_stop, which checks that nothing is left.
+# Sourced by e2e/env; needs root.
+# shellcheck shell=bash
+
+NODE_DIR=$STATE_DIR/node
+# Debian's containernetworking-plugins
+CNI_BIN_DIR=${VIDEOCOUNTER_CNI_BIN_DIR:-/usr/lib/cni}
+NODE_COUNT=${VIDEOCOUNTER_NODES:-2}
+NODE_BRIDGE=${VIDEOCOUNTER_NODE_BRIDGE:-vcbr0}
+# A /24 of its own: .1 is the host's address for pods (Kafka's second
+# listener), .2.. the nodes' addresses, pods get .16 and up (64 per node).
+NODE_NET=${VIDEOCOUNTER_NODE_NET:-10.77.0}
+HOST_IP=$NODE_NET.1
+SERVICE_IP=$SERVICE_NET.1
+NODE_TAINT_KEY=videocounter.io/node
+NODE_LABEL=type=real
+STORAGE_CLASS=node-local
+PAUSE_IMAGE=localhost/videocounter/pause:$PAUSE_VERSION
+NETCHECK_IMAGE=localhost/videocounter/netcheck:busybox
+# Host settings kubelet changes on start (it sets what it needs for pods):
+# saved before the first node starts, put back by nodes_stop.
+NODE_SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward"
+FW_CHAIN_IN=VC-$NODE_BRIDGE-IN
+FW_CHAIN_FWD=VC-$NODE_BRIDGE-FWD
+# Fixed paths containerd, CNI and kubelet use whatever they are told: shim
+# sockets, CNI result caches, kubelet's device-plugin socket, container log
+# links. Removed by nodes_stop if the first node start created them; else
+# only our entries in them are.
+NODE_HOST_DIRS="/run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers"
+
+node_names() { local i; for i in $(seq 1 "$NODE_COUNT"); do echo "node-$i"; done; }
+node_index() { echo "${1#node-}"; }
+node_ip() { echo "$NODE_NET.$((1 + $(node_index "$1")))"; }
+node_dir() { echo "$NODE_DIR/$1"; }
+node_sock() { echo "$NODE_DIR/$1/containerd.sock"; }
+node_cgroup() { echo "videocounter-$NODE_BRIDGE-$1"; }
+node_kubelet_port() { echo $((KUBELET_PORT + $(node_index "$1") - 1)); }
+node_healthz_port() { echo $((KUBELET_HEALTHZ_PORT + $(node_index "$1") - 1)); }
+node_ctr() { local n=$1; shift; ctr --address "$(node_sock "$n")" --namespace k8s.io "$@"; }
+# Pids of the shims a node's containerd started (their -address is its socket).
+node_shim_pids() { pgrep -f -- "^[^ ]*containerd-shim[^ ]* .*-address $(node_sock "$1")( |\$)" || true; }
+
+# What to do when a node part fails: the log to read, and how to clean up.
+node_die() { die "$1; read $2 (then \`e2e/env down\` removes what was set up)"; }
+
+# ---------------------------------------------------------------------------
+# Checks before anything is changed: each failure says what is wrong and what to do.
+
+node_preflight() {
+  [ "$(id -u)" -eq 0 ] || die "real nodes need root (bridge, firewall, cgroups, mounts). Run as root, or \`e2e/env up kafka kube\` for a ground without nodes."
+  [ "$NODE_COUNT" -ge 1 ] && [ "$NODE_COUNT" -le 3 ] || die "VIDEOCOUNTER_NODES=$NODE_COUNT: 1 to 3 nodes fit the node address plan"
+  local deps="scripts/install-deps.sh installs it (Debian: apt-get install containerd runc containernetworking-plugins iptables iproute2 socat)"
+  local t
+  for t in containerd containerd-shim-runc-v2 runc ctr ip iptables socat; do need "$t" "$deps"; done
+  for t in bridge host-local loopback; do
+    [ -x "$CNI_BIN_DIR/$t" ] || die "CNI plugin $CNI_BIN_DIR/$t is missing. $deps"
+  done
+  grep -qw overlay /proc/filesystems || die "the kernel has no overlay file system (containerd's snapshotter needs it): modprobe overlay, or use a kernel with CONFIG_OVERLAY_FS"
+  if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+    for t in cpu cpuacct cpuset memory pids; do
+      [ -d "/sys/fs/cgroup/$t" ] || die "cgroup v1 hierarchy /sys/fs/cgroup/$t is not mounted (kubelet needs cpu, cpuacct, cpuset, memory, pids)"
+    done
+  fi
+  # Addresses and the bridge: ours from an earlier `up`, or free.
+  if ip link show "$NODE_BRIDGE" >/dev/null 2>&1 && [ ! -f "$NODE_DIR/network" ]; then
+    die "a network interface named $NODE_BRIDGE exists but this test ground ($STATE_DIR) did not create it: another test ground with nodes? Stop it there (e2e/env down) or set VIDEOCOUNTER_NODE_BRIDGE, VIDEOCOUNTER_NODE_NET and VIDEOCOUNTER_SERVICE_NET to free values."
+  fi
+  local ip dev
+  for ip in "$HOST_IP" "$SERVICE_IP" $(for n in $(node_names); do node_ip "$n"; done); do
+    dev=$(ip -o -4 addr show | awk -v ip="$ip" '{ split($4, a, "/"); if (a[1] == ip) print $2 }' | head -n1)
+    if [ -n "$dev" ] && [ "$dev" != "$NODE_BRIDGE" ]; then
+      die "address $ip is already on interface $dev: another test ground with nodes? Set VIDEOCOUNTER_NODE_NET / VIDEOCOUNTER_SERVICE_NET to free ranges."
+    fi
+  done
+  if ip -o -4 route show | awk -v d="$NODE_BRIDGE" -v net="$NODE_NET.0/24" '$1 == net && $3 != d { found = 1 } END { exit !found }'; then
+    die "$NODE_NET.0/24 is already routed through another interface (ip route): set VIDEOCOUNTER_NODE_NET to a free /24 prefix such as 10.78.0"
+  fi
+}
+
+# port_free_any PORT NAME: nothing listens on PORT on any address.
+port_free_any() {
+  if ss -Htln "sport = :$1" | grep -q .; then
+    die "port $1 (for $2) is already in use: $(ss -Htlnp "sport = :$1" | head -n1). Stop what holds it or set VIDEOCOUNTER_*_PORT."
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Network: bridge, addresses, firewall chain.
+
+node_network_up() {
+  mkdir -p "$NODE_DIR"
+  if ! ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
+    say "creating bridge $NODE_BRIDGE ($HOST_IP/24: the host's address for pods)"
+    ip link add "$NODE_BRIDGE" type bridge || die "cannot create bridge $NODE_BRIDGE: the kernel needs bridge support (modprobe bridge)"
+    echo "$NODE_BRIDGE" >"$NODE_DIR/network"
+    # Pods talk IPv4 only; no IPv6 link-local path to the host either.
+    sysctl -qw "net.ipv6.conf.$NODE_BRIDGE.disable_ipv6=1" 2>/dev/null || true
+  fi
+  echo "$NODE_BRIDGE" >"$NODE_DIR/network"
+  ip addr replace "$HOST_IP/24" dev "$NODE_BRIDGE"
+  # The node addresses (kubelet listens there, the API server calls it there)
+  # and the kubernetes Service address (the forwarder to the API server).
+  local n
+  for n in $(node_names); do ip addr replace "$(node_ip "$n")/32" dev "$NODE_BRIDGE"; done
+  ip addr replace "$SERVICE_IP/32" dev "$NODE_BRIDGE"
+  ip link set "$NODE_BRIDGE" up
+  node_firewall_up
+}
+
+# The second guard behind the pods' missing default route: nothing is
+# forwarded into or out of the bridge, and of the host pods reach only
+# Kafka's listener on the bridge address and the API server forwarder (plus
+# the answers to what the host opened, such as kubelet's probes).
+node_firewall_up() {
+  iptables -w -N "$FW_CHAIN_IN" 2>/dev/null || iptables -w -F "$FW_CHAIN_IN"
+  iptables -w -N "$FW_CHAIN_FWD" 2>/dev/null || iptables -w -F "$FW_CHAIN_FWD"
+  iptables -w -A "$FW_CHAIN_IN" -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  iptables -w -A "$FW_CHAIN_IN" -d "$HOST_IP" -p tcp --dport "$KAFKA_BRIDGE_PORT" -j ACCEPT
+  iptables -w -A "$FW_CHAIN_IN" -d "$SERVICE_IP" -p tcp --dport 443 -j ACCEPT
+  iptables -w -A "$FW_CHAIN_IN" -j DROP
+  iptables -w -A "$FW_CHAIN_FWD" -i "$NODE_BRIDGE" -o "$NODE_BRIDGE" -j ACCEPT
+  iptables -w -A "$FW_CHAIN_FWD" -j DROP
+  iptables -w -C INPUT -i "$NODE_BRIDGE" -j "$FW_CHAIN_IN" 2>/dev/null || iptables -w -I INPUT -i "$NODE_BRIDGE" -j "$FW_CHAIN_IN"
+  iptables -w -C FORWARD -i "$NODE_BRIDGE" -j "$FW_CHAIN_FWD" 2>/dev/null || iptables -w -I FORWARD -i "$NODE_BRIDGE" -j "$FW_CHAIN_FWD"
+  iptables -w -C FORWARD -o "$NODE_BRIDGE" -j "$FW_CHAIN_FWD" 2>/dev/null || iptables -w -I FORWARD -o "$NODE_BRIDGE" -j "$FW_CHAIN_FWD"
+}
+
+node_firewall_down() {
+  command -v iptables >/dev/null || return 0
+  while iptables -w -D INPUT -i "$NODE_BRIDGE" -j "$FW_CHAIN_IN" 2>/dev/null; do :; done
+  while iptables -w -D FORWARD -i "$NODE_BRIDGE" -j "$FW_CHAIN_FWD" 2>/dev/null; do :; done
+  while iptables -w -D FORWARD -o "$NODE_BRIDGE" -j "$FW_CHAIN_FWD" 2>/dev/null; do :; done
+  local c
+  for c in "$FW_CHAIN_IN" "$FW_CHAIN_FWD"; do
+    iptables -w -F "$c" 2>/dev/null && iptables -w -X "$c" 2>/dev/null
+  done
+  return 0
+}
+
+node_network_down() {
+  node_firewall_down
+  if [ -f "$NODE_DIR/network" ] && ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
+    ip link delete "$NODE_BRIDGE"
+  fi
+  rm -f "$NODE_DIR/network"
+}
+
+node_has_network() { ip -4 addr show dev "$NODE_BRIDGE" 2>/dev/null | grep -q "inet $HOST_IP/"; }
+
+# ---------------------------------------------------------------------------
+# Host settings and cgroups.
+
+node_sysctls_save() {
+  [ -f "$NODE_DIR/sysctls.saved" ] && return 0
+  local k
+  for k in $NODE_SYSCTLS; do
+    [ -e "/proc/sys/${k//./\/}" ] && echo "$k=$(sysctl -n "$k")"
+  done >"$NODE_DIR/sysctls.saved"
+}
+
+node_sysctls_restore() {
+  [ -f "$NODE_DIR/sysctls.saved" ] || return 0
+  local line
+  while read -r line; do sysctl -qw "$line" >/dev/null || say "could not restore $line"; done <"$NODE_DIR/sysctls.saved"
+  rm -f "$NODE_DIR/sysctls.saved"
+}
+
+# Every cgroup hierarchy (v1: one per controller; v2: the one tree).
+cgroup_roots() {
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo /sys/fs/cgroup; return; fi
+  local d
+  for d in /sys/fs/cgroup/*; do [ -d "$d" ] && [ ! -L "$d" ] && echo "$d"; done
+}
+
+# kubelet wants its cgroupRoot to exist in every hierarchy it uses.
+node_cgroup_make() {
+  local name r; name=$(node_cgroup "$1")
+  for r in $(cgroup_roots); do
+    mkdir -p "$r/$name"
+    if [ -f "$r/cpuset.cpus" ] && [ -f "$r/$name/cpuset.cpus" ]; then
+      [ -n "$(cat "$r/$name/cpuset.cpus")" ] || cat "$r/cpuset.cpus" >"$r/$name/cpuset.cpus"
+      [ -n "$(cat "$r/$name/cpuset.mems")" ] || cat "$r/cpuset.mems" >"$r/$name/cpuset.mems"
+    fi
+  done
+  if [ -f /sys/fs/cgroup/cgroup.subtree_control ]; then
+    local c
+    for c in cpuset cpu io memory pids hugetlb; do echo "+$c" >"/sys/fs/cgroup/$name/cgroup.subtree_control" 2>/dev/null || true; done
+  fi
+}
+
+# Kills whatever still runs in a node's cgroups (containers whose shim is
+# gone), then removes the cgroups, deepest first.
+node_cgroup_remove() {
+  local name r pid; name=$(node_cgroup "$1")
+  for r in $(cgroup_roots); do
+    [ -d "$r/$name" ] || continue
+    for pid in $(find "$r/$name" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+  done
+  sleep 0.2
+  for r in $(cgroup_roots); do
+    [ -d "$r/$name" ] && find "$r/$name" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  return 0
+}
+
+# ---------------------------------------------------------------------------
+# containerd, one per node.
+
+containerd_config() {
+  local n=$1 d; d=$(node_dir "$n")
+  mkdir -p "$d/cni/net.d" "$d/cni/ipam" "$d/containerd/root" "$d/containerd/state" "$d/runc"
+  local first=$((16 + ($(node_index "$n") - 1) * 64))
+  cat >"$d/cni/net.d/10-bridge.conflist" <<CNI
+{
+  "cniVersion": "1.0.0",
+  "name": "$NODE_BRIDGE-$n",
+  "plugins": [{
+    "type": "bridge",
+    "bridge": "$NODE_BRIDGE",
+    "isGateway": false,
+    "isDefaultGateway": false,
+    "ipMasq": false,
+    "hairpinMode": true,
+    "ipam": {
+      "type": "host-local",
+      "dataDir": "$d/cni/ipam",
+      "ranges": [[{"subnet": "$NODE_NET.0/24", "rangeStart": "$NODE_NET.$first", "rangeEnd": "$NODE_NET.$((first + 63))"}]],
+      "routes": [{"dst": "$SERVICE_NET.0/24", "gw": "$HOST_IP"}]
+    }
+  }]
+}
+CNI
+  cat >"$d/containerd.toml" <<TOML
+# containerd of test-ground node $n (e2e/lib/node.sh)
+version = 2
+root = "$d/containerd/root"
+state = "$d/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "$d/containerd.sock"
+
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "$d/containerd/opt"
+  [plugins."io.containerd.grpc.v1.cri"]
+    # Built from source at provisioning and imported at start: nothing is pulled.
+    sandbox_image = "$PAUSE_IMAGE"
+    # This VM lets nobody lower oom_score_adj; without this every sandbox
+    # fails with "can't get final child's PID from pipe: EOF".
+    restrict_oom_score_adj = true
+    # Network namespaces under the state dir, not /run/netns.
+    netns_mounts_under_state_dir = true
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+    enable_selinux = false
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      snapshotter = "overlayfs"
+      default_runtime_name = "runc"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+          SystemdCgroup = false
+          Root = "$d/runc"
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "$CNI_BIN_DIR"
+      conf_dir = "$d/cni/net.d"
+TOML
+}
+
+containerd_start() {
+  local n=$1 svc=containerd-$1
+  pid_alive "$svc" && return 0
+  containerd_config "$n"
+  say "starting containerd of $n (log: $LOG_DIR/$svc.log)"
+  start_bg "$svc" containerd --config "$(node_dir "$n")/containerd.toml"
+  wait_for "$svc" 30 node_ctr "$n" version
+  # The sandbox image every pod needs, and the image of the network checks.
+  node_ctr "$n" images import "$GO_TOOLS_DIR/pause-$PAUSE_VERSION/pause.tar" >>"$LOG_DIR/$svc.log" 2>&1 \
+    || node_die "could not import the pause image into $n's containerd" "$LOG_DIR/$svc.log"
+  node_ctr "$n" images import "$GO_TOOLS_DIR/pause-$PAUSE_VERSION/netcheck.tar" >>"$LOG_DIR/$svc.log" 2>&1 \
+    || node_die "could not import the netcheck image into $n's containerd" "$LOG_DIR/$svc.log"
+}
+
+# ---------------------------------------------------------------------------
+# kubelet, one per node.
+
+kubelet_config() {
+  local n=$1 d; d=$(node_dir "$n")
+  mkdir -p "$d/kubelet" "$d/pod-logs"
+  cat >"$d/kubelet.yaml" <<YAML
+# kubelet of test-ground node $n (e2e/lib/node.sh); each setting below was needed.
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $(node_ip "$n")
+port: $(node_kubelet_port "$n")
+healthzBindAddress: 127.0.0.1
+healthzPort: $(node_healthz_port "$n")
+readOnlyPort: 0
+# Test ground only: the API server calls kubelets (logs, exec) without a
+# client certificate.
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+cgroupDriver: cgroupfs
+cgroupRoot: /$(node_cgroup "$n")
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix://$(node_sock "$n")
+# No DNS in pods: they talk to addresses.
+resolvConf: ""
+# Else kubelet adds KUBE-* chains to the host's firewall.
+makeIPTablesUtilChains: false
+podLogsDir: $d/pod-logs
+registerWithTaints:
+- {key: $NODE_TAINT_KEY, value: real, effect: NoSchedule}
+# The images come from no registry: never garbage-collect them, and never
+# evict pods because the shared disk of the machine fills.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: 100Mi, nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+serializeImagePulls: false
+shutdownGracePeriod: 0s
+YAML
+}
+
+kubelet_ready() {
+  [ "$(kubectl_ get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+
+kubelet_start() {
+  local n=$1 svc=kubelet-$1 d; d=$(node_dir "$1")
+  pid_alive "$svc" && return 0
+  port_free_any "$(node_kubelet_port "$n")" "kubelet of $n"
+  port_free_any "$(node_healthz_port "$n")" "kubelet healthz of $n"
+  kubelet_config "$n"
+  node_cgroup_make "$n"
+  say "starting kubelet $KUBERNETES_VERSION as $n on $(node_ip "$n"):$(node_kubelet_port "$n") (log: $LOG_DIR/$svc.log)"
+  start_bg "$svc" "$BIN_DIR/kubelet" --config "$d/kubelet.yaml" --kubeconfig "$KUBECONFIG_PATH" \
+    --hostname-override "$n" --node-ip "$(node_ip "$n")" --root-dir "$d/kubelet" --cert-dir "$d/kubelet/pki" \
+    --node-labels "$NODE_LABEL,topology.kubernetes.io/zone=zone-$(node_index "$n")"
+}
+
+# ---------------------------------------------------------------------------
+# Shared services: the kubernetes Service forwarder and the volume provisioner.
+
+apiserver_proxy_start() {
+  pid_alive apiserver-proxy && return 0
+  if ss -Htln "src $SERVICE_IP:443" | grep -q .; then
+    die "$SERVICE_IP:443 is already taken: $(ss -Htlnp "src $SERVICE_IP:443" | head -n1)"
+  fi
+  # Pods reach the API server at the kubernetes Service (in-cluster config);
+  # no kube-proxy: this forwards that one address to the loopback port.
+  start_bg apiserver-proxy socat "TCP-LISTEN:443,bind=$SERVICE_IP,fork,reuseaddr" "TCP:127.0.0.1:$APISERVER_PORT"
+  wait_for apiserver-proxy 10 bash -c "exec 3<>/dev/tcp/$SERVICE_IP/443"
+}
+
+local_volumes_start() {
+  kubectl_ apply -f "$E2E_DIR/node/storage-class.yaml" >/dev/null || die "could not create the $STORAGE_CLASS StorageClass"
+  pid_alive local-volumes && return 0
+  mkdir -p "$NODE_DIR/volumes"
+  start_bg local-volumes "$GO_TOOLS_DIR/local-volumes-$LOCAL_VOLUMES_ID/bin/local-volumes" \
+    --kubeconfig "$KUBECONFIG_PATH" --root "$NODE_DIR/volumes"
+  sleep 0.5
+  pid_alive local-volumes || node_die "the volume provisioner exited at start" "$LOG_DIR/local-volumes.log"
+}
+
+# ---------------------------------------------------------------------------
+# Start and stop.
+
+# Notes which of NODE_HOST_DIRS did not exist before our first start.
+node_host_dirs_note() {
+  [ -f "$NODE_DIR/host-dirs" ] && return 0
+  local d
+  for d in $NODE_HOST_DIRS; do [ -e "$d" ] || echo "$d"; done >"$NODE_DIR/host-dirs"
+}
+
+node_host_dirs_clean() {
+  local n d id
+  for n in $(node_names); do
+    find /var/log/containers -maxdepth 1 -type l -lname "$(node_dir "$n")/*" -delete 2>/dev/null || true
+    rm -f /var/lib/cni/results/"$NODE_BRIDGE-$n"-* 2>/dev/null
+    for id in $(cat "$(node_dir "$n")/container-ids" 2>/dev/null); do rm -f /var/lib/cni/results/*-"$id"-* 2>/dev/null; done
+    rm -f "$(node_dir "$n")/container-ids"
+  done
+  [ -f "$NODE_DIR/host-dirs" ] || return 0
+  for d in $(cat "$NODE_DIR/host-dirs"); do rm -rf "$d"; done
+  rm -f "$NODE_DIR/host-dirs"
+}
+
+nodes_start() {
+  node_preflight
+  provision_nodes
+  node_network_up
+  if pid_alive kafka && ! grep -q "^listeners=.*BRIDGE://$HOST_IP:$KAFKA_BRIDGE_PORT" "$KAFKA_CONF"; then
+    say "restarting Kafka: it needs its listener for pods on $HOST_IP:$KAFKA_BRIDGE_PORT"
+    kafka_stop
+  fi
+  kafka_start
+  pid_alive apiserver || die "the control plane is not running: e2e/env up kube first"
+  node_sysctls_save
+  node_host_dirs_note
+  apiserver_proxy_start
+  local_volumes_start
+  local n
+  for n in $(node_names); do containerd_start "$n"; done
+  for n in $(node_names); do kubelet_start "$n"; done
+  for n in $(node_names); do
+    kubectl_ uncordon "$n" >/dev/null 2>&1 || true
+    wait_for "kubelet-$n" 90 kubelet_ready "$n"
+  done
+  say "nodes ready: $(node_names | tr '\n' ' ')(pods: $NODE_NET.16+, host $HOST_IP, Kafka $HOST_IP:$KAFKA_BRIDGE_PORT)"
+}
+
+# Pods on the real nodes (or on node $1), as namespace/name.
+node_pods() {
+  local nodes; nodes=" ${1:-$(node_names | tr '\n' ' ')} "
+  kubectl_ get pods -A --request-timeout 10s -o jsonpath='{range .items[*]}{.spec.nodeName} {.metadata.namespace}/{.metadata.name}{"\n"}{end}' 2>/dev/null \
+    | awk -v nodes="$nodes" 'index(nodes, " " $1 " ") { print $2 }'
+}
+
+# Removes the pods from the nodes while kubelet runs, so it tears each one
+# down through CNI (veth, address lease, mounts) as it would in a cluster.
+nodes_drain() {
+  pid_alive apiserver || return 0
+  local n alive=0
+  for n in $(node_names); do pid_alive "kubelet-$n" && alive=1; done
+  [ "$alive" = 1 ] || return 0
+  for n in $(node_names); do kubectl_ cordon "$n" >/dev/null 2>&1 || true; done
+  local pods i; pods=$(node_pods)
+  [ -n "$pods" ] || return 0
+  say "deleting $(echo "$pods" | wc -l) pods from the nodes"
+  echo "$pods" | while IFS=/ read -r ns name; do
+    kubectl_ delete pod -n "$ns" "$name" --grace-period=1 --wait=false >/dev/null 2>&1 || true
+  done
+  for i in $(seq 1 120); do
+    [ -z "$(node_pods)" ] && return 0
+    sleep 0.5
+  done
+  say "pods still on the nodes after 60 s; cleaning up by hand"
+}
+
+# Kills leftover shims of a node's containerd, and whatever still runs in
+# its cgroups.
+node_kill_leftovers() {
+  local pid
+  for pid in $(node_shim_pids "$1"); do kill -KILL "$pid" 2>/dev/null || true; done
+  node_cgroup_remove "$1"
+}
+
+# Unmounts everything under DIR, deepest first.
+unmount_under() {
+  local dir=$1 m
+  for m in $(awk -v d="$dir/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
+  done
+}
+
+nodes_stop() {
+  [ -d "$NODE_DIR" ] || return 0
+  nodes_drain
+  local n
+  for n in $(node_names); do stop_bg "kubelet-$n"; done
+  if pid_alive apiserver; then
+    for n in $(node_names); do kubectl_ delete node "$n" --ignore-not-found --wait=false >/dev/null 2>&1 || true; done
+  fi
+  for n in $(node_names); do
+    # Its containers, to find their entries in the CNI result cache later.
+    pid_alive "containerd-$n" && node_ctr "$n" containers ls -q >>"$(node_dir "$n")/container-ids" 2>/dev/null
+    stop_bg "containerd-$n"
+    node_kill_leftovers "$n"
+  done
+  stop_bg local-volumes
+  stop_bg apiserver-proxy
+  unmount_under "$NODE_DIR"
+  for n in $(node_names); do
+    rm -rf "$(node_dir "$n")/cni/ipam" "$(node_dir "$n")/containerd/state" "$(node_dir "$n")/runc"
+    node_cgroup_remove "$n"
+  done
+  node_host_dirs_clean
+  node_network_down
+  node_sysctls_restore
+  local left; left=$(node_leftovers)
+  [ -z "$left" ] || die "e2e/env down left these behind (remove them by hand, and tell us):
+$left"
+}
+
+# Everything of the nodes that should be gone after nodes_stop, one per line.
+node_leftovers() {
+  local n s r
+  for s in apiserver-proxy local-volumes $(for n in $(node_names); do echo "kubelet-$n containerd-$n"; done); do
+    pid_alive "$s" && echo "process: $s (pid $(cat "$RUN_DIR/$s.pid"))"
+  done
+  for n in $(node_names); do
+    node_shim_pids "$n" | sed "s|^|process: shim of $n, pid |"
+    for r in $(cgroup_roots); do [ -d "$r/$(node_cgroup "$n")" ] && echo "cgroup: $r/$(node_cgroup "$n")"; done
+  done
+  awk -v d="$NODE_DIR/" 'index($5, d) == 1 { print "mount: " $5 }' /proc/self/mountinfo
+  ip link show "$NODE_BRIDGE" >/dev/null 2>&1 && echo "interface: $NODE_BRIDGE"
+  iptables -w -S 2>/dev/null | grep -F -- "VC-$NODE_BRIDGE-" | sed 's/^/firewall: /'
+  find /var/log/containers -maxdepth 1 -type l -lname "$NODE_DIR/*" 2>/dev/null | sed 's/^/log link: /'
+  ls -d /var/lib/cni/results/"$NODE_BRIDGE"-* 2>/dev/null | sed 's/^/CNI cache: /'
+  [ -f "$NODE_DIR/host-dirs" ] && sed 's/^/host directory: /' "$NODE_DIR/host-dirs" | while read -r l; do [ -e "${l#host directory: }" ] && echo "$l"; done
+  [ -f "$NODE_DIR/sysctls.saved" ] && echo "host settings not restored: $NODE_DIR/sysctls.saved"
+  return 0
+}
+
+# ---------------------------------------------------------------------------
+# Images and status.
+
+# node_load_images TAR...: imports images into every running node.
+node_load_images() {
+  local n t loaded=0
+  for n in $(node_names); do
+    pid_alive "containerd-$n" || continue
+    for t in "$@"; do
+      node_ctr "$n" images import "$t" >>"$LOG_DIR/containerd-$n.log" 2>&1 \
+        || node_die "importing $t into $n failed" "$LOG_DIR/containerd-$n.log"
+    done
+    loaded=$((loaded + 1))
+  done
+  [ "$loaded" -gt 0 ] || die "no node is running: e2e/env up node first"
+  say "loaded $(printf '%s ' "${@##*/}")into $loaded node(s)"
+}
+
+rss_mib() { ps -o rss= -p "$1" 2>/dev/null | awk '{ s += $1 } END { printf "%d", s / 1024 }'; }
+
+nodes_status() {
+  [ -d "$NODE_DIR" ] || { echo "nodes:      none (e2e/env up node)"; return 0; }
+  local n pid shims pods mem ready
+  for n in $(node_names); do
+    if ! pid_alive "kubelet-$n"; then printf '%-20s stopped\n' "$n"; continue; fi
+    ready=$(kubectl_ get node "$n" --request-timeout 5s -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || echo '?')
+    shims=$(node_shim_pids "$n" | tr '\n' ',' | sed 's/,$//')
+    pods=$(node_pods "$n" | wc -l)
+    # Memory of the node's pods: their cgroup's usage (page cache included).
+    mem=$(cat "/sys/fs/cgroup/memory/$(node_cgroup "$n")/memory.usage_in_bytes" 2>/dev/null || cat "/sys/fs/cgroup/$(node_cgroup "$n")/memory.current" 2>/dev/null || echo 0)
+    printf '%-20s Ready=%-5s %s:%s  kubelet rss %4d MiB, containerd rss %3d MiB, %2d shims rss %3d MiB, %2d pods using %5d MiB\n' \
+      "$n" "$ready" "$(node_ip "$n")" "$(node_kubelet_port "$n")" \
+      "$(rss_mib "$(cat "$RUN_DIR/kubelet-$n.pid")")" "$(rss_mib "$(cat "$RUN_DIR/containerd-$n.pid" 2>/dev/null)")" \
+      "$(echo "$shims" | tr ',' '\n' | grep -c .)" "$(rss_mib "${shims:-0}")" "$pods" $((mem / 1048576))
+  done
+  for s in apiserver-proxy local-volumes; do
+    if pid_alive "$s"; then printf '%-20s running  pid %-8s rss %6d MiB\n' "$s" "$(cat "$RUN_DIR/$s.pid")" "$(rss_mib "$(cat "$RUN_DIR/$s.pid")")"; fi
+  done
+  echo "pods reach: $HOST_IP (Kafka $HOST_IP:$KAFKA_BRIDGE_PORT), the API server at $SERVICE_IP:443; StorageClass $STORAGE_CLASS"
+}
