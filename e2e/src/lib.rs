@@ -6,6 +6,7 @@ pub mod cli;
 pub mod kafka;
 pub mod kube;
 pub mod nodes;
+pub mod objects;
 
 use std::path::PathBuf;
 use std::process::Command;

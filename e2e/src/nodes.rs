@@ -153,3 +153,45 @@ pub fn container_memory(node: &str, namespace: &str, pod: &str, container: &str)
         c["memory"]["rssBytes"].as_u64()?,
     ))
 }
+
+/// Resident memory (VmRSS, bytes) of the processes of a container, read on
+/// this machine (the nodes run here): its cgroup is the directory named
+/// after the container id (`containerd://<id>` in the pod status). Unlike
+/// the cgroup's usage, it counts the binary's pages charged to others.
+pub fn container_processes_rss(container_id: &str) -> Option<u64> {
+    let id = container_id.strip_prefix("containerd://").unwrap_or(container_id);
+    let root = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/memory")
+    };
+    let dir = find_dir(&root, id, 8)?;
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+    let rss = procs
+        .lines()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum::<u64>();
+    Some(rss * 1024)
+}
+
+fn find_dir(dir: &std::path::Path, name: &str, depth: usize) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if entry.file_name() == name {
+            return Some(entry.path());
+        }
+        if depth > 0
+            && let Some(found) = find_dir(&entry.path(), name, depth - 1)
+        {
+            return Some(found);
+        }
+    }
+    None
+}

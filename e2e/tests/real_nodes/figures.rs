@@ -10,7 +10,7 @@ use crate::restart::rolling_restart_under_load;
 use crate::support::{COUNTER, Deployment, pod_name};
 use std::time::{Duration, Instant};
 use videocounter_e2e::cli::{eventually, kubectl, run};
-use videocounter_e2e::nodes::container_memory;
+use videocounter_e2e::nodes::{container_memory, container_processes_rss};
 
 #[test]
 #[ignore = "figures: run with --ignored --nocapture"]
@@ -30,9 +30,15 @@ fn figures_on_real_nodes() {
         std::thread::sleep(Duration::from_secs(30));
         for pod in d.worker_pods() {
             let node = pod["spec"]["nodeName"].as_str().unwrap();
-            let (ws, rss) = container_memory(node, &d.ns.name, &pod_name(&pod), "worker").unwrap();
+            let (ws, _) = container_memory(node, &d.ns.name, &pod_name(&pod), "worker").unwrap();
+            let rss = container_processes_rss(
+                pod["status"]["containerStatuses"][0]["containerID"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
             lines.push(format!(
-                "worker pod {} after 30 s of 1000 likes/s over 1000 videos: working set {} MiB, RSS {} MiB",
+                "worker pod {} after 30 s of 1000 likes/s over 1000 videos: working set {} MiB (kubelet), process RSS {} MiB",
                 pod_name(&pod),
                 ws >> 20,
                 rss >> 20

@@ -25,10 +25,6 @@ fn readme_commands(marker: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn claim(d: &Deployment, name: &str) -> Option<serde_json::Value> {
-    get_json(&["pvc", name, "-n", &d.ns.name]).filter(|c| c["metadata"]["deletionTimestamp"].is_null())
-}
-
 #[test]
 fn the_lost_volume_drill_restores_the_worker_from_the_changelog_with_exact_counts() {
     let commands = readme_commands("**Recovering a lost volume.**");
@@ -40,8 +36,8 @@ fn the_lost_volume_drill_restores_the_worker_from_the_changelog_with_exact_count
     std::thread::sleep(Duration::from_secs(15));
 
     let pod_name = format!("{COUNTER}-1");
-    let old_claim = claim(&d, &format!("data-{pod_name}")).expect("likes-1's claim");
-    let untouched = claim(&d, &format!("data-{COUNTER}-0")).unwrap()["metadata"]["uid"].clone();
+    let old_claim = d.claim(&format!("data-{pod_name}")).expect("likes-1's claim");
+    let untouched = d.claim(&format!("data-{COUNTER}-0")).unwrap()["metadata"]["uid"].clone();
     let pv = get_json(&["pv", old_claim["spec"]["volumeName"].as_str().unwrap()]).unwrap();
     let path = pv["spec"]["local"]["path"].as_str().unwrap().to_string();
     let lost = format!("{path}.lost");
@@ -88,7 +84,7 @@ fn the_lost_volume_drill_restores_the_worker_from_the_changelog_with_exact_count
         Duration::from_secs(180),
         || {
             let p = d.pod(&pod_name)?;
-            let c = claim(&d, &format!("data-{pod_name}"))?;
+            let c = d.claim(&format!("data-{pod_name}"))?;
             (c["metadata"]["uid"] != old_claim["metadata"]["uid"]).then_some(())?;
             let addr = crate::support::pod_http(&p)?;
             let (_, body) = http(addr, "GET", "/v1/partitions", "")?;
@@ -120,7 +116,7 @@ fn the_lost_volume_drill_restores_the_worker_from_the_changelog_with_exact_count
         "likes-1 owns {owned} partitions but replayed nothing: {restored}"
     );
     assert_eq!(
-        claim(&d, &format!("data-{COUNTER}-0")).unwrap()["metadata"]["uid"],
+        d.claim(&format!("data-{COUNTER}-0")).unwrap()["metadata"]["uid"],
         untouched,
         "likes-0 keeps its volume"
     );

@@ -8,8 +8,9 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use videocounter_e2e::cli::{apply, eventually, get_json, helm, http, kubectl, read_repo_file, run, try_run};
+use videocounter_e2e::cli::{apply, helm, http, kubectl, read_repo_file, run, try_run};
 use videocounter_e2e::nodes::{NodeNamespace, RealNodes};
+use videocounter_e2e::objects::{Objects, POD, PVC, VIDEOCOUNTER};
 use videocounter_e2e::unique_name;
 
 /// One real-node scenario at a time: they share two cores, and their timings
@@ -37,6 +38,7 @@ pub struct Deployment {
     pub counter: Value,
     pub windows: Vec<Window>,
     pub input: String,
+    pub objects: Objects,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -109,6 +111,7 @@ impl Deployment {
             counter,
             windows,
             input,
+            objects: Objects::new(),
             _turn: turn,
         }
     }
@@ -126,32 +129,36 @@ impl Deployment {
     }
 
     pub fn videocounter(&self) -> Value {
-        get_json(&["videocounter", COUNTER, "-n", &self.ns.name]).expect("the VideoCounter")
+        self.objects
+            .get(VIDEOCOUNTER, &self.ns.name, COUNTER)
+            .expect("the VideoCounter")
     }
 
     /// Worker pods (not terminating ones), by name.
     pub fn worker_pods(&self) -> Vec<Value> {
-        let list = get_json(&[
-            "pods",
-            "-n",
-            &self.ns.name,
-            "-l",
-            &format!("app.kubernetes.io/instance={COUNTER}"),
-        ])
-        .unwrap();
-        let mut pods: Vec<Value> = list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
+        let mut pods: Vec<Value> = self
+            .objects
+            .list(
+                POD,
+                &self.ns.name,
+                &format!("app.kubernetes.io/instance={COUNTER}"),
+            )
+            .into_iter()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .cloned()
             .collect();
         pods.sort_by_key(|p| p["metadata"]["name"].as_str().unwrap().to_string());
         pods
     }
 
     pub fn pod(&self, name: &str) -> Option<Value> {
-        get_json(&["pod", name, "-n", &self.ns.name])
+        self.objects.get(POD, &self.ns.name, name)
+    }
+
+    /// A claim that exists and is not being deleted.
+    pub fn claim(&self, name: &str) -> Option<Value> {
+        self.objects
+            .get(PVC, &self.ns.name, name)
+            .filter(|c| c["metadata"]["deletionTimestamp"].is_null())
     }
 
     /// Waits until the counter is Ready with `replicas` workers, each Ready
@@ -160,22 +167,26 @@ impl Deployment {
     /// Returns how long that took.
     pub fn wait_ready(&self, replicas: i64, timeout: Duration) -> Duration {
         let start = Instant::now();
-        eventually(
-            &format!("{COUNTER} Ready with {replicas} restored workers"),
-            timeout,
-            || {
-                let vc = self.videocounter();
-                let ready = condition_true(&vc, "Ready")
-                    && vc["status"]["readyReplicas"] == replicas
-                    && vc["status"]["updatedReplicas"] == replicas
-                    && vc["status"]["observedGeneration"] == vc["metadata"]["generation"];
-                ready.then_some(())?;
+        loop {
+            let vc = self.videocounter();
+            let ready = condition_true(&vc, "Ready")
+                && vc["status"]["readyReplicas"] == replicas
+                && vc["status"]["updatedReplicas"] == replicas
+                && vc["status"]["observedGeneration"] == vc["metadata"]["generation"];
+            if ready {
                 let pods = self.worker_pods();
-                (pods.len() as i64 == replicas).then_some(())?;
-                pods.iter().all(|p| self.is_restored(p)).then_some(())
-            },
-        );
-        start.elapsed()
+                if pods.len() as i64 == replicas && pods.iter().all(|p| self.is_restored(p)) {
+                    return start.elapsed();
+                }
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{COUNTER} not Ready with {replicas} restored workers after {timeout:?}: {}\n{}",
+                vc["status"],
+                self.worker_logs(20)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The pod is Ready on a real node, and its worker says why: in the
@@ -280,11 +291,7 @@ impl Drop for Deployment {
         let _ = try_run(kubectl().args(["delete", "namespace", &self.ns.name, "--wait=false"]));
         // Let the pods go before the next scenario starts (they shut down warm).
         let deadline = Instant::now() + Duration::from_secs(90);
-        while Instant::now() < deadline {
-            let out = try_run(kubectl().args(["get", "pods", "-n", &self.ns.name, "-o", "name"]));
-            if out.stdout.is_empty() {
-                break;
-            }
+        while Instant::now() < deadline && !self.objects.list(POD, &self.ns.name, "").is_empty() {
             std::thread::sleep(Duration::from_millis(500));
         }
     }

@@ -8,7 +8,7 @@ use crate::load::{Load, assert_counts_exact};
 use crate::support::{COUNTER, Deployment, pod_http, pod_name};
 use std::time::{Duration, Instant};
 use videocounter_e2e::cli::{eventually, get_json, http, kubectl, run};
-use videocounter_e2e::nodes::container_memory;
+use videocounter_e2e::nodes::{container_memory, container_processes_rss};
 
 #[test]
 fn the_example_counter_runs_on_real_nodes_and_counts_likes_exactly() {
@@ -72,12 +72,15 @@ fn the_example_counter_runs_on_real_nodes_and_counts_likes_exactly() {
     std::thread::sleep(Duration::from_secs(20));
     for pod in &pods {
         let node = pod["spec"]["nodeName"].as_str().unwrap();
-        let (working_set, rss) = container_memory(node, &d.ns.name, &pod_name(pod), "worker")
+        let (working_set, _) = container_memory(node, &d.ns.name, &pod_name(pod), "worker")
             .expect("the worker's memory from its kubelet");
+        let id = pod["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .unwrap();
+        let rss = container_processes_rss(id).expect("the worker's processes");
         println!(
-            "worker pod {} under {} likes/s: working set {} MiB, RSS {} MiB",
+            "worker pod {} under 300 likes/s: working set {} MiB (kubelet), process RSS {} MiB",
             pod_name(pod),
-            300,
             working_set >> 20,
             rss >> 20
         );

@@ -89,6 +89,7 @@ impl FleetWatch {
             rt.block_on(async move {
                 let pods: Api<Pod> = Api::namespaced(videocounter_e2e::kube::client().await, &ns);
                 let mut events = watcher(pods, watcher::Config::default().labels(&sel)).boxed();
+                let mut synced = false;
                 while !sp.load(Ordering::Relaxed) {
                     let Ok(Some(event)) =
                         tokio::time::timeout(Duration::from_millis(200), events.next()).await
@@ -107,11 +108,19 @@ impl FleetWatch {
                                 s.pods.remove(&name);
                             }
                         }
-                        Ok(watcher::Event::Init) => s.pods.clear(),
+                        Ok(watcher::Event::Init) => {
+                            // A (re)list follows: judge only once it is complete.
+                            synced = false;
+                            s.pods.clear();
+                        }
                         Ok(watcher::Event::InitDone) => {
                             let _ = synced_tx.send(());
+                            synced = true;
                         }
                         Err(e) => eprintln!("pod watch: {e}"),
+                    }
+                    if !synced {
+                        continue;
                     }
                     let available = s.pods.values().filter(|p| p.available).count();
                     let unavailable = replicas.saturating_sub(available);
@@ -226,6 +235,9 @@ fn rebalance_callbacks(metrics: &str) -> Callbacks {
 pub struct Progress {
     pub longest_stall: Duration,
     pub partition: String,
+    /// Committed offsets read (partitions × rounds), and the last error reading them.
+    pub samples: u64,
+    pub last_error: Option<String>,
 }
 
 pub struct ProgressWatch {
@@ -251,21 +263,34 @@ impl ProgressWatch {
             while !sp.load(Ordering::Relaxed) {
                 let now = Instant::now();
                 for topic in &topics {
-                    let Ok(md) = plain.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
-                        continue;
+                    let md = match plain.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+                        Ok(md) => md,
+                        Err(e) => {
+                            worst.last_error = Some(format!("metadata of {topic}: {e}"));
+                            continue;
+                        }
                     };
                     let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
                     let mut tpl = TopicPartitionList::new();
                     for p in &parts {
                         tpl.add_partition(topic, *p);
                     }
-                    let Ok(offsets) = committed.committed_offsets(tpl, Duration::from_secs(5)) else {
-                        continue;
+                    let offsets = match committed.committed_offsets(tpl, Duration::from_secs(5)) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            worst.last_error = Some(format!("committed offsets of {topic}: {e}"));
+                            continue;
+                        }
                     };
                     for p in parts {
-                        let Ok((_, high)) = plain.fetch_watermarks(topic, p, Duration::from_secs(5)) else {
-                            continue;
+                        let high = match plain.fetch_watermarks(topic, p, Duration::from_secs(5)) {
+                            Ok((_, high)) => high,
+                            Err(e) => {
+                                worst.last_error = Some(format!("watermarks of {topic}[{p}]: {e}"));
+                                continue;
+                            }
                         };
+                        worst.samples += 1;
                         let at = match offsets.find_partition(topic, p).map(|e| e.offset()) {
                             Some(Offset::Offset(o)) => o,
                             _ => 0,
@@ -278,10 +303,8 @@ impl ProgressWatch {
                         } else {
                             let stalled = now - entry.1;
                             if stalled > worst.longest_stall {
-                                worst = Progress {
-                                    longest_stall: stalled,
-                                    partition: key,
-                                };
+                                worst.longest_stall = stalled;
+                                worst.partition = key;
                             }
                         }
                     }
