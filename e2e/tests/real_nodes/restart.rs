@@ -22,7 +22,7 @@ impl std::fmt::Display for RestartReport {
         let r = &self.fleet.rebalances;
         write!(
             f,
-            "rolling restart: {:.1} s; at most {} workers unavailable (at {:?}); longest partition stall {:.1} s ({}, {} samples); \
+            "rolling restart: {:.1} s; at most {} workers unavailable (at {:?}); longest partition stall {:.1} s ({}; read every {:.2} s at worst, {} samples); \
              rebalance callbacks of running workers beyond their first assignment: {} assigns, {} revokes, {} losses \
              ({} worker processes); {} likes",
             self.total.as_secs_f64(),
@@ -30,6 +30,7 @@ impl std::fmt::Display for RestartReport {
             self.fleet.worst_moment,
             self.progress.longest_stall.as_secs_f64(),
             self.progress.partition,
+            self.progress.slowest_round.as_secs_f64(),
             self.progress.samples,
             r.extra_assigns,
             r.revokes,

@@ -238,6 +238,8 @@ pub struct Progress {
     /// Committed offsets read (partitions × rounds), and the last error reading them.
     pub samples: u64,
     pub last_error: Option<String>,
+    /// The longest time between two rounds of reads: the stall's precision.
+    pub slowest_round: Duration,
 }
 
 pub struct ProgressWatch {
@@ -251,17 +253,26 @@ impl ProgressWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let (group, topics, sp) = (group.to_string(), topics.to_vec(), stop.clone());
         let handle = std::thread::spawn(move || {
+            // read_uncommitted: else librdkafka asks for stable offsets and
+            // waits while the group's transactions (every 100 ms) are open,
+            // which would make this watch itself see seconds-long gaps.
             let committed: BaseConsumer = kafka::client_config()
                 .set("group.id", &group)
                 .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_uncommitted")
                 .create()
                 .expect("consumer");
             let plain: BaseConsumer = kafka::client_config().create().expect("consumer");
             // Per partition: last committed offset and since when it has waited.
             let mut last: HashMap<String, (i64, Instant)> = HashMap::new();
             let mut worst = Progress::default();
+            let mut previous: Option<Instant> = None;
             while !sp.load(Ordering::Relaxed) {
                 let now = Instant::now();
+                if let Some(p) = previous {
+                    worst.slowest_round = worst.slowest_round.max(now - p);
+                }
+                previous = Some(now);
                 for topic in &topics {
                     let md = match plain.fetch_metadata(Some(topic), Duration::from_secs(5)) {
                         Ok(md) => md,
