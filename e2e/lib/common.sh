@@ -53,9 +53,16 @@ port_free() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# proc_alive PID: the process runs (a zombie is dead: on some machines
-# nothing reaps orphans promptly).
-proc_alive() { kill -0 "$1" 2>/dev/null && [[ "$(ps -o stat= -p "$1" 2>/dev/null)" != Z* ]]; }
+# proc_alive PID: the process runs. A zombie with no thread left is dead
+# (on some machines nothing reaps orphans promptly); one whose main thread
+# exited while others still run (a JVM shutting down) is not yet.
+proc_alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state threads
+  state=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
+  threads=$(ls "/proc/$1/task" 2>/dev/null | wc -l)
+  ! { [ "$state" = Z ] && [ "$threads" -le 1 ]; }
+}
 
 # pid_alive NAME: the service NAME has a live process recorded in RUN_DIR.
 pid_alive() {
