@@ -15,7 +15,7 @@ CARGO_PROFILE := --release
 E2E := e2e/env
 WITH_GROUND := source $$($(E2E) env >/dev/null; echo $${VIDEOCOUNTER_STATE:-$$HOME/.cache/videocounter/state}/env.sh) &&
 
-.PHONY: all build test unit-test lint fmt clippy ground-up ground-down ground-status bench crds local
+.PHONY: all build test unit-test lint fmt clippy hakari ground-up ground-down ground-status bench chaos crds local
 .PHONY: helm-lint images kind-cluster kind-load deploy undeploy docs
 
 all: build
@@ -30,6 +30,13 @@ test: ground-up lint build
 	$(WITH_GROUND) cargo run $(CARGO_PROFILE) -q -p videocounter-e2e --bin prune-test-topics
 	$(WITH_GROUND) cargo test $(CARGO_PROFILE) --workspace --no-fail-fast
 
+## chaos: the long fault test (1M JSON records over 4 minutes, 20 SIGKILLs, a wipe, a
+## SIGTERM, a broker restart) with both group protocols; `make test` runs a short
+## form. CHAOS_SEED=<n> replays a run; CHAOS_RECORDS, CHAOS_SECONDS, CHAOS_KILLS,
+## CHAOS_WORKERS and CHAOS_IDS override the figures.
+chaos: ground-up build
+	$(WITH_GROUND) CHAOS_PROFILE=long cargo test $(CARGO_PROFILE) -p videocounter-worker --test chaos -- --nocapture chaos_with
+
 ## bench: worker throughput against a bare consumer of the same topic (5M events),
 ## and the worker's peak RSS with 1M distinct ids; prints the figures (BENCH_ARGS to tune)
 BENCH_ARGS ?=
@@ -39,7 +46,11 @@ bench: ground-up build
 unit-test:
 	cargo test $(CARGO_PROFILE) --workspace --lib --bins
 
-lint: fmt clippy helm-lint
+lint: fmt hakari clippy helm-lint
+
+## hakari: the workspace-hack crate matches the dependency graph (one feature set for every command)
+hakari:
+	cargo hakari verify
 
 fmt:
 	cargo fmt --all -- --check
