@@ -3,7 +3,7 @@
 //! rolls changes through it at most `maxUnavailable` pods at a time.
 //!
 //! Pure parts (unit-tested without an API server): [`crd`], [`render`],
-//! [`builders`], [`rollout`], [`status`], and [`topics::check_topics`].
+//! [`builders`], [`rollout`], [`status`], [`startup`] and [`topics::check_topics`].
 //! I/O shells: [`controller`], [`apply`], [`topics::TopicAdmin`], [`leader`], [`http`].
 //!
 //! # RBAC
@@ -30,5 +30,6 @@ pub mod leader;
 pub mod metrics;
 pub mod render;
 pub mod rollout;
+pub mod startup;
 pub mod status;
 pub mod topics;
