@@ -15,8 +15,8 @@ CARGO_PROFILE := --release
 E2E := e2e/env
 WITH_GROUND := source $$($(E2E) env >/dev/null; echo $${VIDEOCOUNTER_STATE:-$$HOME/.cache/videocounter/state}/env.sh) &&
 
-.PHONY: all build test unit-test lint fmt clippy ground-up ground-down ground-status bench crds local
-.PHONY: helm-lint images node-images kind-cluster kind-load deploy undeploy docs
+.PHONY: all build test unit-test lint fmt clippy hakari ground-up ground-down ground-status bench chaos crds local
+.PHONY: helm-lint images node-images kind-cluster kind-load deploy undeploy docs deploy-check
 
 all: build
 
@@ -31,6 +31,13 @@ test: ground-up lint build node-images
 	$(WITH_GROUND) cargo run $(CARGO_PROFILE) -q -p videocounter-e2e --bin prune-test-topics
 	$(WITH_GROUND) cargo test $(CARGO_PROFILE) --workspace --no-fail-fast
 
+## chaos: the long fault test (1M JSON records over 4 minutes, 20 SIGKILLs, a wipe, a
+## SIGTERM, a broker restart) with both group protocols; `make test` runs a short
+## form. CHAOS_SEED=<n> replays a run; CHAOS_RECORDS, CHAOS_SECONDS, CHAOS_KILLS,
+## CHAOS_WORKERS and CHAOS_IDS override the figures.
+chaos: ground-up build
+	$(WITH_GROUND) CHAOS_PROFILE=long cargo test $(CARGO_PROFILE) -p videocounter-worker --test chaos -- --nocapture chaos_with
+
 ## bench: worker throughput against a bare consumer of the same topic (5M events),
 ## and the worker's peak RSS with 1M distinct ids; prints the figures (BENCH_ARGS to tune)
 BENCH_ARGS ?=
@@ -40,7 +47,11 @@ bench: ground-up build
 unit-test:
 	cargo test $(CARGO_PROFILE) --workspace --lib --bins
 
-lint: fmt clippy helm-lint
+lint: fmt hakari clippy helm-lint
+
+## hakari: the workspace-hack crate matches the dependency graph (one feature set for every command)
+hakari:
+	cargo hakari verify
 
 fmt:
 	cargo fmt --all -- --check
@@ -87,13 +98,15 @@ helm-lint:
 # ---------------------------------------------------------------------------
 # Deployment on kind: `kind create cluster && make deploy` (or just `make
 # deploy`: it creates the cluster from kind-config.yaml if there is none).
-# Needs docker, kind, kubectl and helm on PATH.
+# Needs a running Docker engine with buildx, kind 0.30+, kubectl and Helm 3;
+# `make deploy-check` (the first step of deploy) says what is missing.
 
 CHART := charts/videocounter-operator
-# helm and kubectl from PATH, else the ones the test ground built.
+# The pinned kubectl and helm the test ground builds (e2e/versions.env), when
+# present, so deploy runs the versions the tests ran; else the ones on PATH.
 GROUND_BIN := $(HOME)/.cache/videocounter/bin
-HELM ?= $(shell command -v helm 2>/dev/null || echo $(GROUND_BIN)/helm)
-KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(GROUND_BIN)/kubectl)
+HELM ?= $(if $(wildcard $(GROUND_BIN)/helm),$(GROUND_BIN)/helm,$(shell command -v helm 2>/dev/null || echo helm))
+KUBECTL ?= $(if $(wildcard $(GROUND_BIN)/kubectl),$(GROUND_BIN)/kubectl,$(shell command -v kubectl 2>/dev/null || echo kubectl))
 DOCKER ?= docker
 KIND ?= kind
 # `kind create cluster` names its cluster "kind".
@@ -109,28 +122,38 @@ IMAGES := worker operator gateway
 OPERATOR_NAMESPACE ?= videocounter-system
 RELEASE ?= videocounter
 
+## deploy-check: every tool deploy needs, checked before anything is built
+deploy-check:
+	DOCKER='$(DOCKER)' KIND='$(KIND)' KUBECTL='$(KUBECTL)' HELM='$(HELM)' scripts/deploy-check.sh deploy
+
 ## images: build the worker, operator and gateway images (docker/Dockerfile)
+# (no provenance attestation: a single-platform image that `docker save` exports
+# whole, whichever image store Docker uses)
 images:
+	DOCKER='$(DOCKER)' scripts/deploy-check.sh images
 	for image in $(IMAGES); do \
-	  $(DOCKER) build -f docker/Dockerfile --target $$image -t $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG) . ; \
+	  $(DOCKER) build --provenance=false -f docker/Dockerfile --target $$image -t $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG) . ; \
 	done
 
 ## kind-cluster: create the kind cluster from kind-config.yaml unless it exists
-kind-cluster:
+kind-cluster: deploy-check
 	if $(KIND) get clusters | grep -qx '$(KIND_CLUSTER)'; then \
 	  echo "kind cluster $(KIND_CLUSTER) exists"; \
 	else \
 	  $(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --wait 120s; \
 	fi
 
-## kind-load: copy the images into the kind nodes
-kind-load: images kind-cluster
+## kind-load: copy the images into the kind nodes, through an archive: `kind load
+# docker-image` fails with Docker's containerd image store (kind issue 3795)
+kind-load: deploy-check images kind-cluster
+	archive=$$(mktemp --suffix .tar) && trap 'rm -f "$$archive"' EXIT && \
 	for image in $(IMAGES); do \
-	  $(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG); \
+	  $(DOCKER) save -o "$$archive" $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG) && \
+	  $(KIND) load image-archive --name $(KIND_CLUSTER) "$$archive" || exit 1; \
 	done
 
 ## deploy: cluster, images, Kafka, the operator chart, the example VideoCounter and the gateway
-deploy: kind-load
+deploy: deploy-check kind-load
 	$(KUBECTL) --context $(KUBE_CONTEXT) apply -f deploy/kafka.yaml
 	$(KUBECTL) --context $(KUBE_CONTEXT) -n kafka rollout status statefulset/kafka --timeout 300s
 	$(KUBECTL) --context $(KUBE_CONTEXT) create namespace $(OPERATOR_NAMESPACE) --dry-run=client -o yaml \

@@ -34,5 +34,11 @@ fi
 for tool in cargo go java mvn node npm; do
   command -v "$tool" >/dev/null 2>&1 || { echo "[deps] ERROR: '$tool' is not installed; see README.md, section Development" >&2; exit 1; }
 done
+# cargo-hakari checks the workspace-hack crate (`make lint`); installed once into ~/.cargo/bin.
+CARGO_HAKARI_VERSION=0.9.39
+if ! cargo hakari --version 2>/dev/null | grep -q "$CARGO_HAKARI_VERSION"; then
+  echo "[deps] installing cargo-hakari $CARGO_HAKARI_VERSION"
+  cargo install --locked --quiet cargo-hakari --version "$CARGO_HAKARI_VERSION"
+fi
 java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || { echo "[deps] ERROR: Java 17 or newer is needed for Kafka 4.x" >&2; exit 1; }
 echo "[deps] ok"

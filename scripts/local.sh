@@ -5,7 +5,13 @@
 # workers and the gateway (Kafka keeps running: `e2e/env down` stops it).
 #
 # Settings (environment): LOCAL_WORKERS (2), GATEWAY_PORT (8090),
-# WORKER_BASE_PORT (8081), LOCAL_DIR (~/.cache/videocounter/local), LOCAL_VIDEOS.
+# WORKER_BASE_PORT (8081), LOCAL_DIR (~/.cache/videocounter/local), LOCAL_VIDEOS,
+# LOCAL_BIN (a folder with the built binaries: skips the build), LOCAL_APP_ID
+# (videocounter-local), LOCAL_TOPIC_PREFIX (none: the seed's video_clicks_ingestion
+# and video_aggregations_1/5/10; a prefix gives a run topics of its own).
+#
+# Exit status: 0 when stopped with Ctrl-C (or SIGTERM); 1 when a worker or the
+# gateway exits by itself (its name, status and last log lines are printed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -15,6 +21,8 @@ GATEWAY_PORT=${GATEWAY_PORT:-8090}
 WORKER_BASE_PORT=${WORKER_BASE_PORT:-8081}
 DIR=${LOCAL_DIR:-$HOME/.cache/videocounter/local}
 VIDEOS=${LOCAL_VIDEOS:-cat-video:120,dog-video:60,surf-video:30,cooking-show:10}
+APP_ID=${LOCAL_APP_ID:-videocounter-local}
+PREFIX=${LOCAL_TOPIC_PREFIX:-}
 
 say() { printf '\033[1m[local]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[local] %s\033[0m\n' "$*" >&2; exit 1; }
@@ -42,46 +50,78 @@ e2e/env up kafka >/dev/null
 # shellcheck disable=SC1091
 source "$(e2e/env env >/dev/null; echo "${VIDEOCOUNTER_STATE:-$HOME/.cache/videocounter/state}")/env.sh"
 
-say "building the binaries (release; the same build as make build, so nothing compiles twice)"
-cargo build --release --workspace --bins
-BIN=$CARGO_TARGET_DIR/release
+if [ -n "${LOCAL_BIN:-}" ]; then
+  BIN=$LOCAL_BIN
+else
+  say "building the binaries (release; the same build as make build, so nothing compiles twice)"
+  cargo build --release --workspace --bins
+  BIN=$CARGO_TARGET_DIR/release
+fi
 
 mkdir -p "$DIR"
 cat >"$DIR/worker.yaml" <<YAML
 # Written by scripts/local.sh: the seed's topics and windows, on the test ground's Kafka.
-applicationId: videocounter-local
+applicationId: $APP_ID
 kafka:
   bootstrapServers: $VIDEOCOUNTER_KAFKA_BOOTSTRAP
 topics:
-  input: video_clicks_ingestion
+  input: ${PREFIX}video_clicks_ingestion
   inputFormat: raw
   partitions: 6
 windows:
   - size: 1m
+    outputTopic: ${PREFIX}video_aggregations_1
   - size: 5m
+    outputTopic: ${PREFIX}video_aggregations_5
   - size: 10m
+    outputTopic: ${PREFIX}video_aggregations_10
 YAML
 
+# Each process in a session of its own: Ctrl-C reaches only this script, which
+# stops them in order, instead of racing them to the terminal's SIGINT.
 PIDS=()
+declare -A NAMES LOGS
+STOP_TIMEOUT=30
 stop_all() {
   trap - EXIT INT TERM
   if [ ${#PIDS[@]} -gt 0 ]; then
     say "stopping the gateway and the workers"
     kill -TERM "${PIDS[@]}" 2>/dev/null || true
+    local deadline=$((SECONDS + STOP_TIMEOUT)) pid
+    for pid in "${PIDS[@]}"; do
+      while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+      if kill -0 "$pid" 2>/dev/null; then
+        say "${NAMES[$pid]} did not stop within $STOP_TIMEOUT s of SIGTERM; killing it (log ${LOGS[$pid]})"
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+    done
     wait "${PIDS[@]}" 2>/dev/null || true
   fi
 }
+on_signal() {
+  echo
+  stop_all
+  say "stopped (Kafka keeps running; e2e/env down stops it)"
+  exit 0
+}
 trap stop_all EXIT
-trap 'exit 130' INT TERM
+trap on_signal INT TERM
+
+start() { # name log command...
+  local name=$1 log=$2; shift 2
+  setsid "$@" >"$log" 2>&1 </dev/null &
+  PIDS+=($!)
+  NAMES[$!]=$name
+  LOGS[$!]=$log
+}
 
 urls=()
 for ((i = 0; i < WORKERS; i++)); do
   port=$((WORKER_BASE_PORT + i))
-  "$BIN/videocounter-worker" --config "$DIR/worker.yaml" --instance-id "local-$i" \
-    --data-dir "$DIR/worker-$i" --http-listen "127.0.0.1:$port" >"$DIR/worker-$i.log" 2>&1 &
-  PIDS+=($!)
+  start "worker local-$i" "$DIR/worker-$i.log" "$BIN/videocounter-worker" --config "$DIR/worker.yaml" \
+    --instance-id "local-$i" --data-dir "$DIR/worker-$i" --http-listen "127.0.0.1:$port"
   urls+=("http://127.0.0.1:$port")
-  say "worker local-$i: pid $!, http://127.0.0.1:$port, log $DIR/worker-$i.log"
+  say "worker local-$i: pid ${PIDS[-1]}, http://127.0.0.1:$port, log $DIR/worker-$i.log"
 done
 for ((i = 0; i < WORKERS; i++)); do
   wait_http "${urls[$i]}/readyz" 180 "worker local-$i" "$DIR/worker-$i.log"
@@ -89,9 +129,9 @@ done
 
 worker_urls=$(IFS=,; echo "${urls[*]}")
 video_ids=$(echo "$VIDEOS" | tr ',' '\n' | cut -d: -f1 | paste -sd,)
-"$BIN/videocounter-gateway" --worker-config "$DIR/worker.yaml" --worker-url "$worker_urls" \
-  --listen "127.0.0.1:$GATEWAY_PORT" --generate-videos "$video_ids" >"$DIR/gateway.log" 2>&1 &
-PIDS+=($!)
+start "the gateway" "$DIR/gateway.log" "$BIN/videocounter-gateway" --worker-config "$DIR/worker.yaml" \
+  --worker-url "$worker_urls" --listen "127.0.0.1:$GATEWAY_PORT" --generate-videos "$video_ids"
+say "gateway: pid ${PIDS[-1]}, log $DIR/gateway.log"
 wait_http "http://127.0.0.1:$GATEWAY_PORT/healthz" 60 "the gateway" "$DIR/gateway.log"
 
 # Each video at its own rate (likes per minute), then start generating.
@@ -112,6 +152,16 @@ cat <<EOF
   Ctrl-C stops the workers and the gateway (Kafka keeps running; e2e/env down stops it).
 
 EOF
-# Exits when any process dies (or on Ctrl-C); the trap stops the others.
-wait -n "${PIDS[@]}" || true
-say "a process exited; see the logs in $DIR"
+# Returns when a process exits by itself (Ctrl-C runs on_signal instead).
+status=0
+wait -n -p exited "${PIDS[@]}" || status=$?
+name=${NAMES[$exited]:-a process}
+log=${LOGS[$exited]:-$DIR}
+if [ "$status" -gt 128 ]; then
+  how="was killed by signal $((status - 128))"
+else
+  how="exited with status $status"
+fi
+printf '\033[1;31m[local] %s (pid %s) %s; the last lines of %s:\033[0m\n' "$name" "$exited" "$how" "$log" >&2
+tail -n 20 "$log" >&2 || true
+exit 1

@@ -4,14 +4,19 @@
 "use strict";
 
 const WATCHED_KEY = "videocounter.watched";
+// The per-video rates a load test replaced, so stopping it puts them back.
+const LOAD_TEST_KEY = "videocounter.ratesBeforeLoadTest";
 const CHART_WINDOWS = 15;
+const RECENT = 12;
 
 const state = {
   windowTypes: ["1min", "5min", "10min"],
   watched: [],            // video ids, in card order
   windows: new Map(),     // video -> type -> Map(window_start -> {count, window_start, window_end})
   rates: {},              // per-video generator rates (likes/min)
+  paused: null,           // the per-video rates a running load test replaced
   generator: null,        // last GET /generator
+  recent: null,           // last `recent` event: the most recently counted videos
   clockSkew: 0,           // server now - browser now, ms
   feed: null,             // EventSource
   feedState: "connecting",
@@ -102,28 +107,15 @@ function currentCount(video, type) {
   return { count: 0, start: Math.floor(now / size) * size };
 }
 
-async function loadWindows(video) {
-  try {
-    const data = await api("GET", `/videos/${enc(video)}/windows`);
-    for (const [type, list] of Object.entries(data.windows)) {
-      for (const w of list) applyRecord({ ...w, type, video_uid: video });
-    }
-  } catch (e) {
-    if (e.status !== 404) console.warn("windows", video, e);
-  }
-  scheduleRender();
-}
-
 // ---- live feed ----------------------------------------------------------------
 
+// One stream carries everything the page shows: the watched videos' windows
+// (it opens with the kept ones), every change to them, and the recently
+// counted list, so the cards and the list always agree.
 function connectFeed() {
   if (state.feed) state.feed.close();
-  if (state.watched.length === 0) {
-    state.feed = null;
-    setFeedState("idle");
-    return;
-  }
-  const src = new EventSource(`/events?videos=${state.watched.map(enc).join(",")}`);
+  const videos = state.watched.length ? `&videos=${state.watched.map(enc).join(",")}` : "";
+  const src = new EventSource(`/events?recent=${RECENT}${videos}`);
   state.feed = src;
   setFeedState("connecting");
   src.onopen = () => setFeedState("live");
@@ -132,7 +124,12 @@ function connectFeed() {
     applyRecord(JSON.parse(ev.data));
     scheduleRender();
   });
-  src.addEventListener("resync", () => state.watched.forEach(loadWindows));
+  src.addEventListener("recent", (ev) => {
+    state.recent = JSON.parse(ev.data);
+    scheduleRender();
+  });
+  // Fell behind: a new stream starts over from the kept windows.
+  src.addEventListener("resync", connectFeed);
 }
 
 function setFeedState(s) {
@@ -153,7 +150,6 @@ function watch(video, { persist = true } = {}) {
   state.watched.push(video);
   if (persist) saveWatched();
   buildCard(video);
-  loadWindows(video);
   return true;
 }
 
@@ -205,7 +201,8 @@ function renderCard(card, types) {
       const cell = document.createElement("div");
       cell.className = "window";
       cell.dataset.window = t;
-      cell.innerHTML = '<span class="value" data-count="0">0</span><span class="caption"></span>';
+      cell.innerHTML = '<span class="value" data-count="0">0</span>' +
+        '<span class="caption"><span class="caption-type"></span><span class="caption-since"></span></span>';
       return cell;
     }));
     box.dataset.types = types.join(",");
@@ -222,11 +219,15 @@ function renderCard(card, types) {
       void cell.offsetWidth;
       cell.classList.add("bump");
     }
-    $(".caption", cell).textContent = `${typeShort(t)} · since ${timeFmt.format(new Date(start))}`;
+    $(".caption-type", cell).textContent = typeShort(t);
+    $(".caption-since", cell).textContent = `since ${timeFmt.format(new Date(start))}`;
   }
   renderChart(card, video, types[0]);
   const rate = $(".rate-input", card);
-  if (document.activeElement !== rate) rate.value = state.rates[video] ?? "";
+  const paused = state.paused !== null;
+  rate.disabled = paused;
+  rate.title = paused ? "Paused while the load test runs; Stop load test puts it back" : "";
+  if (document.activeElement !== rate) rate.value = (paused ? state.paused[video] : state.rates[video]) ?? "";
 }
 
 /** Bars of the last CHART_WINDOWS windows of the smallest size; the current one highlighted. */
@@ -283,27 +284,56 @@ function scheduleRender() {
     const types = sortedTypes();
     document.querySelectorAll("#cards .card").forEach((c) => renderCard(c, types));
     $("#empty").hidden = state.watched.length > 0;
+    renderKnown(types[0]);
   });
 }
 
 // ---- generator --------------------------------------------------------------
 
+function savedRates() {
+  try { return JSON.parse(localStorage.getItem(LOAD_TEST_KEY) || "null"); } catch { return null; }
+}
+
+const plural = (n, word) => `${numberFmt.format(n)} ${word}${n === 1 ? "" : "s"}`;
+
 function applyGenerator(g) {
   state.generator = g;
-  state.rates = g.spec.mode === "per_video" ? { ...g.spec.rates } : {};
+  const loadTest = g.spec.mode === "spread";
+  state.rates = loadTest ? {} : { ...g.spec.rates };
+  state.paused = loadTest ? (savedRates()?.rates ?? {}) : null;
   const toggle = $("#gen-toggle");
-  toggle.textContent = g.running ? "Stop" : "Start";
-  toggle.classList.toggle("btn-danger", g.running);
-  toggle.classList.toggle("btn-primary", !g.running);
+  toggle.textContent = loadTest ? "Stop load test" : g.running ? "Stop" : "Start";
+  toggle.classList.toggle("btn-danger", g.running || loadTest);
+  toggle.classList.toggle("btn-primary", !g.running && !loadTest);
   const rate = numberFmt.format(Math.round(g.total_per_minute));
-  const what = g.spec.mode === "spread"
-    ? `${numberFmt.format(g.videos)} videos (${g.spec.distribution})`
-    : `${g.videos} video${g.videos === 1 ? "" : "s"}`;
+  const what = loadTest
+    ? `${plural(g.videos, "video")} (${g.spec.distribution})`
+    : plural(g.videos, "video");
   $("#gen-summary").textContent =
-    `${g.running ? "running" : "stopped"} · ${rate} likes/min over ${what} · ${numberFmt.format(g.sent)} sent` +
-    (g.failed ? ` · ${numberFmt.format(g.failed)} failed` : "");
+    `${loadTest ? "load test " : ""}${g.running ? "running" : "stopped"} · ${rate} likes/min over ${what} · ` +
+    `${numberFmt.format(g.sent)} sent` + (g.failed ? ` · ${numberFmt.format(g.failed)} failed` : "");
   $("#gen-summary").dataset.running = String(g.running);
+  $("#gen-summary").dataset.mode = g.spec.mode;
+  renderSpreadNote();
   scheduleRender();
+}
+
+/** What Run will do, said before it does it. */
+function renderSpreadNote() {
+  const note = $("#spread-note");
+  const g = state.generator;
+  if (!g) return;
+  if (g.spec.mode === "spread") {
+    note.textContent = "A load test is on. Stop load test (next to the summary) ends it and puts the per-video rates back.";
+    return;
+  }
+  const rates = Object.values(g.spec.rates).filter((r) => r > 0);
+  const total = rates.reduce((a, b) => a + b, 0);
+  note.textContent = rates.length
+    ? `Sends likes to ids video-1, video-2, … instead of the per-video rates: while it runs, the ` +
+      `${plural(rates.length, "video")} with a rate (${numberFmt.format(total)} likes/min) get no generated likes. ` +
+      `Stop load test puts their rates back.`
+    : "Sends likes to ids video-1, video-2, … until you press Stop load test.";
 }
 
 async function setRate(video, value) {
@@ -323,6 +353,7 @@ async function setRate(video, value) {
 }
 
 async function toggleGenerator() {
+  if (state.generator?.spec.mode === "spread") return stopLoadTest();
   const running = state.generator?.running;
   try {
     applyGenerator(await api("POST", running ? "/generator/stop" : "/generator/start"));
@@ -343,10 +374,34 @@ async function runSpread(form) {
     distribution: f.get("distribution"),
     zipf_s: Number(f.get("s")),
   };
+  const before = state.generator;
+  if (before && before.spec.mode === "per_video") {
+    localStorage.setItem(LOAD_TEST_KEY, JSON.stringify({ rates: { ...before.spec.rates }, running: before.running }));
+  }
   try {
     await api("PUT", "/generator", spec);
     applyGenerator(await api("POST", "/generator/start"));
-    say(`Load test: ${numberFmt.format(spec.videos)} videos, ${spec.rate_per_minute} likes/min each (${spec.distribution})`);
+    form.closest("details").open = false;
+    say(`Load test: ${plural(spec.videos, "video")}, ${spec.rate_per_minute} likes/min each (${spec.distribution}); ` +
+      "Stop load test puts the per-video rates back");
+  } catch (e) {
+    if (state.generator?.spec.mode !== "spread") localStorage.removeItem(LOAD_TEST_KEY);
+    say(e.message, "error");
+  }
+}
+
+/** Ends a load test: the per-video rates and the running state from before it come back. */
+async function stopLoadTest() {
+  const saved = savedRates() ?? { rates: {}, running: false };
+  try {
+    await api("POST", "/generator/stop");
+    let g = await api("PUT", "/generator", { mode: "per_video", rates: saved.rates });
+    if (saved.running) g = await api("POST", "/generator/start");
+    localStorage.removeItem(LOAD_TEST_KEY);
+    applyGenerator(g);
+    const n = Object.keys(saved.rates).length;
+    say(`Load test stopped; ${plural(n, "per-video rate")} restored` +
+      (saved.running ? ", generator running again" : ""));
   } catch (e) {
     say(e.message, "error");
   }
@@ -379,35 +434,54 @@ function renderStatus(s) {
   applyGenerator(s.generator);
 }
 
-function renderKnown(data) {
+/** A listed video's count in its current `type` window: a watched one's is its card's. */
+function knownCount(v, type) {
+  if (state.watched.includes(v.video_id)) return currentCount(v.video_id, type).count;
+  const w = v.latest[type];
+  const now = serverNow();
+  return w && w.window_start <= now && now < w.window_end ? w.count : 0;
+}
+
+/** The recently counted list, from the feed's latest `recent` event; redrawn in place. */
+function renderKnown(type) {
+  const data = state.recent;
+  if (!data || !type) return;
   $("#known-total").textContent = data.total ? `(${numberFmt.format(data.total)})` : "";
-  const first = state.windowTypes[0];
-  const items = data.videos.map((v) => {
-    const li = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "known-item";
+  const list = $("#known-list");
+  const ids = JSON.stringify(data.videos.map((v) => v.video_id));
+  if (list.dataset.ids !== ids) {
+    list.replaceChildren(...data.videos.map((v) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "known-item";
+      button.dataset.video = v.video_id;
+      const name = document.createElement("span");
+      name.className = "known-id";
+      name.textContent = v.video_id;
+      const count = document.createElement("span");
+      count.className = "known-count";
+      button.append(name, count);
+      button.addEventListener("click", () => { if (watch(v.video_id)) { connectFeed(); scheduleRender(); } });
+      li.append(button);
+      return li;
+    }));
+    list.dataset.ids = ids;
+  }
+  data.videos.forEach((v, i) => {
+    const button = list.children[i].firstElementChild;
     button.title = `${v.video_id}: ${state.watched.includes(v.video_id) ? "on the dashboard" : "click to watch"}`;
-    const name = document.createElement("span");
-    name.className = "known-id";
-    name.textContent = v.video_id;
-    const count = document.createElement("span");
-    count.className = "known-count";
-    const w = v.latest[first];
-    const live = w && w.window_start <= serverNow() && serverNow() < w.window_end;
-    count.textContent = `${live ? numberFmt.format(w.count) : 0} in ${typeShort(first)}`;
-    button.append(name, count);
-    button.addEventListener("click", () => { if (watch(v.video_id)) { connectFeed(); scheduleRender(); } });
-    li.append(button);
-    return li;
+    const count = knownCount(v, type);
+    const text = `${numberFmt.format(count)} in ${typeShort(type)}`;
+    const el = $(".known-count", button);
+    if (el.textContent !== text) el.textContent = text;
+    el.dataset.count = String(count);
   });
-  $("#known-list").replaceChildren(...items);
 }
 
 async function poll() {
   try {
     renderStatus(await api("GET", "/status"));
-    renderKnown(await api("GET", "/videos?limit=12"));
   } catch (e) {
     setPill("#status-kafka", "unknown", "gateway unreachable", e.message);
   }

@@ -21,6 +21,12 @@ pub enum GatewayError {
     NotFound(String),
     #[error("invalid generator settings: {0}")]
     InvalidTraffic(String),
+    #[error("{method} is not allowed on {path}; use {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: String,
+    },
 }
 
 impl GatewayError {
@@ -32,6 +38,7 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -44,6 +51,7 @@ impl GatewayError {
             Self::Unavailable(_) => "kafka_unavailable",
             Self::NotFound(_) => "not_found",
             Self::InvalidTraffic(_) => "invalid_traffic",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
         }
     }
 }

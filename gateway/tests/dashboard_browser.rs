@@ -1,9 +1,11 @@
 //! The dashboard end to end, in a real browser: a worker and the gateway
 //! run against the real broker, headless Chromium (Debian's, driven by
 //! playwright-core from `gateway/browser-test/`) adds a video, clicks
-//! "Like" and waits for its 1-minute count to go from 0 to 1. The run saves
-//! a screenshot (path printed; `$VIDEOCOUNTER_ARTIFACTS` or
-//! `<cargo target dir>/../artifacts/dashboard.png`).
+//! "Like" and waits for its 1-minute count to go from 0 to 1, compares the
+//! recently counted list with the cards, runs a load test and stops it
+//! (the per-video rates come back), and checks a 390 px wide screen. The run
+//! saves two screenshots (paths printed; `$VIDEOCOUNTER_ARTIFACTS` or
+//! `<cargo target dir>/../artifacts/dashboard.png` and `dashboard-narrow.png`).
 
 mod common;
 
@@ -145,7 +147,10 @@ async fn dashboard_like_click_raises_the_one_minute_count() {
     let artifacts = artifacts_dir();
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("dashboard.png");
+    let narrow = artifacts.join("dashboard-narrow.png");
     let _ = std::fs::remove_file(&screenshot);
+    let _ = std::fs::remove_file(&narrow);
+    let demo_videos = demo.join(",");
     let video = format!("{app}-clicked");
     let output = tokio::task::spawn_blocking({
         let (base, screenshot) = (gateway.base.clone(), screenshot.clone());
@@ -157,6 +162,8 @@ async fn dashboard_like_click_raises_the_one_minute_count() {
                 .env("VIDEO_ID", &video)
                 .env("SCREENSHOT", &screenshot)
                 .env("WORKERS_READY", "1/1 ready")
+                .env("DEMO_VIDEOS", demo_videos)
+                .env("DEMO_RATE", "90")
                 .env("CHROMIUM", chromium)
                 .output()
                 .expect("running node")
@@ -173,14 +180,16 @@ async fn dashboard_like_click_raises_the_one_minute_count() {
         gateway.log_text(),
         std::fs::read_to_string(&worker.log).unwrap_or_default()
     );
-    let png = std::fs::read(&screenshot).expect("the screenshot was saved");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "{} is not a real PNG",
-        screenshot.display()
-    );
-    println!(
-        "dashboard screenshot: {}",
-        screenshot.canonicalize().unwrap().display()
-    );
+    for picture in [&screenshot, &narrow] {
+        let png = std::fs::read(picture).expect("the screenshot was saved");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{} is not a real PNG",
+            picture.display()
+        );
+        println!(
+            "dashboard screenshot: {}",
+            picture.canonicalize().unwrap().display()
+        );
+    }
 }

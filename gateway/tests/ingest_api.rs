@@ -216,6 +216,54 @@ async fn invalid_requests_get_json_errors_and_write_nothing() {
     let (status, value) = json(client.get(gw.url("/no/such/route")).send().await.unwrap()).await;
     assert_eq!((status, value["code"].as_str()), (404, Some("not_found")));
 
+    // Ids the error quotes as they were sent, naming what is wrong.
+    for (path, error) in [
+        (
+            "/videos/%20/likes",
+            "invalid video id \" \": video id is blank (only whitespace)",
+        ),
+        (
+            "/videos/cat%20/likes",
+            "invalid video id \"cat \": video id starts or ends with whitespace",
+        ),
+        (
+            "/videos/%FF/likes",
+            "invalid video id \"%FF\": it is not UTF-8 once percent-decoded",
+        ),
+        (
+            "/videos/%FF/counts",
+            "invalid video id \"%FF\": it is not UTF-8 once percent-decoded",
+        ),
+    ] {
+        let request = if path.ends_with("/likes") {
+            client.post(gw.url(path))
+        } else {
+            client.get(gw.url(path))
+        };
+        let (status, value) = json(request.send().await.unwrap()).await;
+        assert_eq!(
+            (status, value["code"].as_str()),
+            (400, Some("invalid_video_id")),
+            "{path}: {value}"
+        );
+        assert_eq!(value["error"], error, "{path}");
+    }
+
+    // The wrong method on a known path: JSON too, saying which method to use.
+    let response = client.get(gw.url("/videos/v/likes")).send().await.unwrap();
+    let allow = response
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, value) = json(response).await;
+    assert_eq!(
+        (status, value["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{value}"
+    );
+    assert_eq!(value["error"], "GET is not allowed on /videos/v/likes; use POST");
+    assert_eq!(allow.as_deref(), Some("POST"));
+
     // A valid like afterwards is the only record in the topic.
     let (status, _) = json(client.post(gw.url("/videos/v/likes")).send().await.unwrap()).await;
     assert_eq!(status, 202);

@@ -273,3 +273,56 @@ async fn event_streams_send_the_snapshot_then_changes_of_their_videos() {
         "{metrics}"
     );
 }
+
+/// `recent=N`: the stream carries the N most recently counted videos as
+/// `event: recent` (what `GET /videos?limit=N` lists), again whenever a count
+/// changes them; without `videos`, no count events at all.
+#[tokio::test]
+async fn the_recent_list_comes_on_the_stream_and_follows_the_counts() {
+    let out = Outputs::create().await;
+    let gw = gateway(&out).await;
+    out.send(&record("a", "1min", 0, 1)).await;
+    out.send(&record("b", "1min", 0, 1)).await;
+    let client = http();
+    eventually("a and b known", Duration::from_secs(30), || {
+        let (client, url) = (client.clone(), gw.url("/videos"));
+        async move {
+            let (_, body) = json(client.get(url).send().await.ok()?).await;
+            (body["total"] == 2).then_some(())
+        }
+    })
+    .await;
+
+    let mut recent = Events::open(gw.url("/events?recent=1")).await;
+    let (name, data) = recent.next().await;
+    assert_eq!(name, "recent", "{data}");
+    let first: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(first["total"], 2, "{first}");
+    assert_eq!(first["videos"].as_array().unwrap().len(), 1, "{first}");
+    let (_, listed) = json(client.get(gw.url("/videos?limit=1")).send().await.unwrap()).await;
+    assert_eq!(
+        first["videos"], listed["videos"],
+        "the stream lists what GET /videos lists"
+    );
+
+    // A new count for `a` puts it first with its new count.
+    out.send(&record("a", "1min", 0, 7)).await;
+    let next = loop {
+        let (name, data) = recent.next().await;
+        assert_eq!(name, "recent", "a count event on a recent-only stream: {data}");
+        let value: serde_json::Value = serde_json::from_str(&data).unwrap();
+        if value["videos"][0]["latest"]["1min"]["count"] == 7 {
+            break value;
+        }
+    };
+    assert_eq!(next["videos"][0]["video_id"], "a", "{next}");
+
+    // With videos, both kinds of events arrive on one stream.
+    let mut both = Events::open(gw.url("/events?videos=b&recent=5")).await;
+    let mut names = Vec::new();
+    while names.len() < 2 {
+        names.push(both.next().await.0);
+    }
+    names.sort();
+    assert_eq!(names, ["count", "recent"]);
+}

@@ -11,6 +11,7 @@ use crate::builders::{self, BuildSettings, Children, INSTANCE_LABEL, MANAGED_BY_
 use crate::crd::VideoCounter;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::pod_health;
 use crate::render;
 use crate::rollout::{self, ObservedPod, RolloutPlan, RolloutTarget};
 use crate::status::{self, DEGRADED, Observation, Problem};
@@ -39,7 +40,7 @@ pub struct Context {
     /// Namespace to manage, or all when `None`.
     pub namespace: Option<String>,
     pub settings: BuildSettings,
-    pub recorder: Recorder,
+    pub reporter: Reporter,
     pub metrics: Metrics,
     /// Admin clients by connection (a cache: each holds broker connections).
     admins: Mutex<HashMap<String, TopicAdmin>>,
@@ -52,7 +53,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             namespace,
             settings,
@@ -87,14 +88,33 @@ impl Context {
         let event = Event {
             type_,
             reason: reason.into(),
-            note: Some(note),
+            note: Some(within_note_limit(note)),
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &vc.object_ref(&())).await {
+        // A recorder per event: kube's Recorder folds events of the same reason
+        // into one series that keeps the first note, which would hide which
+        // pods later rollout batches replaced. Each call here is a new fact
+        // (callers publish on changes only), so each gets its own Event.
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(&event, &vc.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "publishing an event failed");
         }
     }
+}
+
+/// The API server refuses Event notes over 1 kB: cut longer ones, marked.
+fn within_note_limit(mut note: String) -> String {
+    const LIMIT: usize = 1000;
+    if note.len() > LIMIT {
+        let mut end = LIMIT - '…'.len_utf8();
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push('…');
+    }
+    note
 }
 
 /// Reconciles one VideoCounter.
@@ -284,6 +304,8 @@ struct Observed {
     revision: Option<String>,
     revision_current: bool,
     existing_pods: i32,
+    /// Wanted pods that cannot start, as one problem.
+    pods_failing: Option<Problem>,
 }
 
 /// Observes the pods and deletes the next batch of outdated ones, if allowed.
@@ -301,6 +323,7 @@ async fn observe_and_roll(
         revision: None,
         revision_current: false,
         existing_pods: 0,
+        pods_failing: None,
     };
     let Some(sts) = stateful_sets.get_opt(&names::stateful_set(&name)).await? else {
         return Ok(nothing);
@@ -322,13 +345,15 @@ async fn observe_and_roll(
         .iter()
         .filter_map(|p| ObservedPod::from_pod(sts.metadata.name.as_deref().unwrap_or(&name), p))
         .collect();
+    let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let target = RolloutTarget {
         stateful_set: &name,
-        replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        replicas,
         update_revision: &revision,
         max_unavailable: builders::max_unavailable(vc),
     };
     let plan = rollout::plan(&observed, &target);
+    let pods_failing = pod_health::summarize(&pod_health::troubles(&name, replicas, &pods));
     if may_delete && current && !plan.delete.is_empty() {
         for pod_name in &plan.delete {
             if let Some(pod) = pods.iter().find(|p| p.metadata.name.as_deref() == Some(pod_name)) {
@@ -346,12 +371,32 @@ async fn observe_and_roll(
         tracing::info!(videocounter = %name, %namespace, pods = ?plan.delete, "rolling restart batch");
         ctx.publish(vc, EventType::Normal, "RollingRestart", note).await;
     }
+    if current && plan.is_settled() && sts_status.current_revision.as_deref() != Some(revision.as_str()) {
+        complete_rollout(&stateful_sets, &name, &revision).await?;
+    }
     Ok(Observed {
         existing_pods: observed.iter().filter(|p| !p.terminating).count() as i32,
         plan: Some(plan),
         revision: Some(revision),
         revision_current: current,
+        pods_failing,
     })
+}
+
+/// Records a finished rollout in the StatefulSet's status, as the StatefulSet
+/// controller does itself for `RollingUpdate` (and never for `OnDelete`): every
+/// pod runs `revision`, so it is the current one. Without this,
+/// `status.currentRevision` would name the first revision forever and
+/// `currentReplicas` count 0 after the first rollout. (`currentReplicas` is
+/// left to the StatefulSet controller, which recounts it from the pods on its
+/// next sync: written here it could exceed a `status.replicas` that lags.)
+async fn complete_rollout(stateful_sets: &Api<StatefulSet>, name: &str, revision: &str) -> Result<()> {
+    let patch = serde_json::json!({ "status": {"currentRevision": revision} });
+    stateful_sets
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    tracing::debug!(statefulset = %name, %revision, "rollout complete: currentRevision updated");
+    Ok(())
 }
 
 async fn publish_status(
@@ -374,6 +419,7 @@ async fn publish_status(
         revision: observed.revision.as_deref(),
         revision_current: observed.revision_current,
         problem,
+        pods_failing: observed.pods_failing.as_ref(),
         previous,
         now: &now,
     });
@@ -383,7 +429,7 @@ async fn publish_status(
     let was_degraded = previous
         .and_then(|s| status::find(s, DEGRADED))
         .filter(|c| c.status == crate::crd::ConditionStatus::True);
-    match (problem, was_degraded) {
+    match (problem.or(observed.pods_failing.as_ref()), was_degraded) {
         (Some(p), Some(c)) if c.reason == p.reason && c.message == p.message => {}
         (Some(p), _) => {
             tracing::warn!(videocounter = %vc.name_any(), %namespace, reason = %p.reason, message = %p.message, "degraded");
@@ -458,4 +504,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_notes_fit_the_api_limit() {
+        assert_eq!(within_note_limit("short".into()), "short");
+        let long = within_note_limit("é".repeat(800));
+        assert!(long.len() <= 1000 && long.ends_with('…'), "{}", long.len());
+    }
 }

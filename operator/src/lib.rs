@@ -3,7 +3,8 @@
 //! rolls changes through it at most `maxUnavailable` pods at a time.
 //!
 //! Pure parts (unit-tested without an API server): [`crd`], [`render`],
-//! [`builders`], [`rollout`], [`status`], and [`topics::check_topics`].
+//! [`builders`], [`rollout`], [`pod_health`], [`status`], [`startup`] and
+//! [`topics::check_topics`].
 //! I/O shells: [`controller`], [`apply`], [`topics::TopicAdmin`], [`leader`], [`http`].
 //!
 //! # RBAC
@@ -11,7 +12,8 @@
 //! `--namespace`, else a ClusterRole; the Lease rule in the lease namespace):
 //! - `videocounter.io` `videocounters`: list, watch; `videocounters/status`: patch
 //!   (server-side apply of the status)
-//! - `apps` `statefulsets`: get, list, watch, create, patch (server-side apply creates too)
+//! - `apps` `statefulsets`: get, list, watch, create, patch (server-side apply creates too);
+//!   `statefulsets/status`: patch (`currentRevision` once a rollout is complete)
 //! - `""` `configmaps`: list, watch, create, patch
 //! - `""` `services`, `policy` `poddisruptionbudgets`: list, watch, create, patch, delete
 //!   (children removed from the spec are deleted)
@@ -28,7 +30,9 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod pod_health;
 pub mod render;
 pub mod rollout;
+pub mod startup;
 pub mod status;
 pub mod topics;

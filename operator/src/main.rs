@@ -12,9 +12,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use videocounter_operator::builders::BuildSettings;
 use videocounter_operator::controller::{self, Context};
+use videocounter_operator::crd::VideoCounter;
 use videocounter_operator::http::{HttpState, router};
 use videocounter_operator::leader::{self, LeaseSettings};
 use videocounter_operator::metrics::Metrics;
+use videocounter_operator::startup::{self, Step};
 
 #[derive(Parser)]
 #[command(
@@ -111,7 +113,8 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "operator failed");
+            // One line a person can act on (see `startup`), not a debug dump.
+            tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
     }
@@ -157,6 +160,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("reaching the Kubernetes API server")?;
     tracing::info!(version = %version.git_version, namespace = ?args.namespace, "connected to the API server");
+    check_video_counters_served(&client, args.namespace.as_deref()).await?;
     ready.store(true, Ordering::Relaxed);
 
     let mut leadership = if args.leader_election {
@@ -173,7 +177,13 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             grace: Duration::from_secs((args.lease_duration_seconds / 3).max(1)),
         };
         tokio::select! {
-            acquired = leader::acquire(client.clone(), &settings) => Some(acquired.context("leader election")?),
+            acquired = leader::acquire(client.clone(), &settings) => Some(acquired.map_err(|e| match &e {
+                kube_lease_manager::LeaseManagerError::KubeError(k) => match startup::explain(Step::LeaderLease, k) {
+                    Some(line) => anyhow::anyhow!(line),
+                    None => anyhow::Error::new(e).context("leader election"),
+                },
+                _ => anyhow::Error::new(e).context("leader election"),
+            })?),
             _ = termination() => return Ok(ExitCode::SUCCESS),
         }
     } else {
@@ -225,6 +235,26 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         l.release().await;
     }
     Ok(code)
+}
+
+/// Fails with one line saying what to do when VideoCounters cannot be listed
+/// (the CRD is missing, RBAC forbids it), instead of a controller that retries
+/// forever in the background.
+async fn check_video_counters_served(client: &kube::Client, namespace: Option<&str>) -> anyhow::Result<()> {
+    let api: kube::Api<VideoCounter> = match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    match api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => match startup::explain(Step::ListVideoCounters, &e) {
+            Some(line) => Err(anyhow::anyhow!(line)),
+            None => Err(anyhow::Error::new(e).context("listing VideoCounters")),
+        },
+    }
 }
 
 fn default_identity() -> String {

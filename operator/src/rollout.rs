@@ -350,6 +350,50 @@ mod tests {
         assert_eq!(plan(&pods, &target(2, 1)).delete, ["likes-0"]);
     }
 
+    /// A new revision whose pods never become Ready (bad image, bad
+    /// configuration: ImagePullBackOff, CrashLoopBackOff, ...) costs exactly
+    /// the first batch: the planner waits for the replacements however often
+    /// it is asked, and the other pods keep running the old revision.
+    #[test]
+    fn a_revision_that_never_becomes_ready_stops_after_the_first_batch() {
+        for replicas in 1..=12u32 {
+            for percent in [10, 25, 50, 75, 100] {
+                let budget = ((replicas * percent / 100) as i32).max(1);
+                let mut pods = fleet(replicas, OLD);
+                let mut deleted = Vec::new();
+                for _ in 0..5 {
+                    let p = plan(&pods, &target(replicas as i32, budget));
+                    for name in &p.delete {
+                        let pod = pods.iter_mut().find(|x| &x.name == name).unwrap();
+                        // Recreated on the new revision, and stuck unready.
+                        *pod = ObservedPod {
+                            revision: Some(NEW.into()),
+                            ready: false,
+                            ..pod.clone()
+                        };
+                        deleted.push(name.clone());
+                    }
+                    if deleted.len() as u32 == replicas {
+                        break; // 100%: everything was allowed at once
+                    }
+                    assert!(!p.is_settled());
+                }
+                assert_eq!(
+                    deleted.len() as i32,
+                    budget.min(replicas as i32),
+                    "{replicas} pods at {percent}%: deleted {deleted:?}"
+                );
+                let old_ready = pods
+                    .iter()
+                    .filter(|p| p.ready && p.revision.as_deref() == Some(OLD))
+                    .count() as i32;
+                assert_eq!(old_ready, replicas as i32 - budget.min(replicas as i32));
+                let p = plan(&pods, &target(replicas as i32, budget));
+                assert!(p.delete.is_empty(), "{replicas} pods at {percent}%: {p:?}");
+            }
+        }
+    }
+
     /// Plays whole rollouts: the "cluster" recreates deleted pods on the new
     /// revision unready, and makes one starting pod Ready per step. At every
     /// step no more than the budget is down, and the rollout ends.

@@ -41,7 +41,13 @@ pub struct Observation<'a> {
     /// The StatefulSet controller has observed the latest template, so
     /// `revision` is the one pods must reach.
     pub revision_current: bool,
+    /// A problem with the spec, its Secrets or Kafka: the StatefulSet is
+    /// neither created nor changed and no pod is replaced until it is fixed.
     pub problem: Option<&'a Problem>,
+    /// Worker pods that cannot start (bad image, bad configuration, crash
+    /// loop, no node): reported, but the operator keeps applying the spec, so
+    /// a fixed spec reaches the pods.
+    pub pods_failing: Option<&'a Problem>,
     /// The status before this reconcile (keeps transition times).
     pub previous: Option<&'a VideoCounterStatus>,
     /// Now, RFC 3339.
@@ -51,7 +57,18 @@ pub struct Observation<'a> {
 pub fn compute(obs: &Observation) -> VideoCounterStatus {
     let plan = obs.plan;
     let settled = obs.revision_current && plan.is_some_and(RolloutPlan::is_settled);
+    let degraded = obs.problem.or(obs.pods_failing);
     let (progressing, progressing_reason, progressing_message) = match plan {
+        // Nothing moves while the operator holds back: saying "Creating" or
+        // "RollingUpdate" next to Degraded would contradict it.
+        _ if obs.problem.is_some() => (
+            false,
+            "Blocked",
+            format!(
+                "the StatefulSet is not created or changed and no pod is replaced until the {} problem is fixed (see Degraded)",
+                obs.problem.map_or("", |p| p.reason.as_str())
+            ),
+        ),
         None => (
             true,
             "Creating",
@@ -86,7 +103,7 @@ pub fn compute(obs: &Observation) -> VideoCounterStatus {
     };
     let (ready, ready_reason, ready_message) = match (obs.problem, plan) {
         (Some(problem), _) => (false, problem.reason.clone(), problem.message.clone()),
-        (None, Some(p)) if settled => (
+        (None, Some(p)) if settled && obs.pods_failing.is_none() => (
             true,
             "AllPodsReady".into(),
             format!("{}/{} pods ready", p.ready, p.total),
@@ -101,7 +118,7 @@ pub fn compute(obs: &Observation) -> VideoCounterStatus {
         ),
         (None, None) => (false, "Creating".into(), progressing_message.clone()),
     };
-    let (degraded_reason, degraded_message) = match obs.problem {
+    let (degraded_reason, degraded_message) = match degraded {
         Some(p) => (p.reason.clone(), p.message.clone()),
         None => ("Healthy".to_string(), String::new()),
     };
@@ -117,13 +134,13 @@ pub fn compute(obs: &Observation) -> VideoCounterStatus {
         condition(
             obs,
             DEGRADED,
-            obs.problem.is_some(),
+            degraded.is_some(),
             &degraded_reason,
             &degraded_message,
         ),
     ];
     let phase = match plan {
-        _ if obs.problem.is_some() => Phase::Degraded,
+        _ if degraded.is_some() => Phase::Degraded,
         _ if settled => Phase::Running,
         Some(p) if obs.revision_current && p.outdated == 0 && p.ready == 0 && p.total > 0 => Phase::Pending,
         None => Phase::Pending,
@@ -219,6 +236,7 @@ mod tests {
             revision: Some("new"),
             revision_current: true,
             problem,
+            pods_failing: None,
             previous: None,
             now: "2025-01-01T00:00:00Z",
         }
@@ -335,5 +353,103 @@ mod tests {
             find(&after, DEGRADED).unwrap().last_transition_time,
             "2025-01-02T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn degraded_before_the_stateful_set_exists_is_not_progressing() {
+        let problem = Problem::new("KafkaUnavailable", "Kafka at kafka:9092 is unreachable");
+        let s = compute(&obs(None, Some(&problem)));
+        assert_eq!(
+            status_of(&s, DEGRADED),
+            (ConditionStatus::True, "KafkaUnavailable".into())
+        );
+        assert_eq!(
+            status_of(&s, PROGRESSING),
+            (ConditionStatus::False, "Blocked".into())
+        );
+        assert!(
+            find(&s, PROGRESSING)
+                .unwrap()
+                .message
+                .contains("KafkaUnavailable"),
+            "{:?}",
+            find(&s, PROGRESSING)
+        );
+        assert_eq!(
+            status_of(&s, READY),
+            (ConditionStatus::False, "KafkaUnavailable".into())
+        );
+        assert_eq!(s.phase, Some(Phase::Degraded));
+    }
+
+    #[test]
+    fn failing_pods_degrade_a_rollout_that_keeps_waiting() {
+        let p = observed(&[true, true, false], &["old", "old", "new"]);
+        let failing = Problem::new("ImagePullFailed", "1 worker pod cannot start: pod likes-2 ...");
+        let mut o = obs(Some(&p), None);
+        o.pods_failing = Some(&failing);
+        let s = compute(&o);
+        assert_eq!(
+            status_of(&s, DEGRADED),
+            (ConditionStatus::True, "ImagePullFailed".into())
+        );
+        assert_eq!(
+            find(&s, DEGRADED).unwrap().message,
+            "1 worker pod cannot start: pod likes-2 ..."
+        );
+        // Still rolling (a fixed image continues it), not ready, and says so.
+        assert_eq!(
+            status_of(&s, PROGRESSING),
+            (ConditionStatus::True, "RollingUpdate".into())
+        );
+        assert_eq!(
+            status_of(&s, READY),
+            (ConditionStatus::False, "PodsNotReady".into())
+        );
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        assert_eq!(s.rollout.unwrap().current_batch, ["likes-2"]);
+    }
+
+    /// Every combination of what a reconcile can see gives conditions that
+    /// agree with each other and with the phase.
+    #[test]
+    fn conditions_never_contradict_each_other() {
+        let problem = Problem::new("KafkaUnavailable", "down");
+        let failing = Problem::new("CrashLoopBackOff", "1 worker pod cannot start: pod likes-0 ...");
+        let plans = [
+            None,
+            Some(observed(&[true, true], &["new", "new"])),
+            Some(observed(&[false, false], &["new", "new"])),
+            Some(observed(&[true, false], &["old", "new"])),
+            Some(observed(&[true, true], &["old", "old"])),
+        ];
+        for plan in &plans {
+            for blocking in [None, Some(&problem)] {
+                for pods in [None, Some(&failing)] {
+                    for current in [true, false] {
+                        let mut o = obs(plan.as_ref(), blocking);
+                        o.pods_failing = pods;
+                        o.revision_current = current;
+                        let s = compute(&o);
+                        let is = |t: &str| find(&s, t).unwrap().status == ConditionStatus::True;
+                        let case = format!("{plan:?} {blocking:?} {pods:?} current={current}: {s:#?}");
+                        assert!(!(is(READY) && is(DEGRADED)), "Ready and Degraded: {case}");
+                        assert!(!(is(READY) && is(PROGRESSING)), "Ready and Progressing: {case}");
+                        assert!(
+                            !(blocking.is_some() && is(PROGRESSING)),
+                            "Progressing while blocked: {case}"
+                        );
+                        assert_eq!(is(READY), s.phase == Some(Phase::Running), "{case}");
+                        assert_eq!(is(DEGRADED), s.phase == Some(Phase::Degraded), "{case}");
+                        for c in &s.conditions {
+                            assert!(!c.reason.is_empty(), "{case}");
+                            if c.status == ConditionStatus::True || c.type_ == READY {
+                                assert!(!c.message.is_empty(), "{} has no message: {case}", c.type_);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

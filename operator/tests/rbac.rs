@@ -26,6 +26,7 @@ fn operator_role() -> Role {
             {"apiGroups": ["videocounter.io"], "resources": ["videocounters/status"], "verbs": ["patch"]},
             {"apiGroups": ["apps"], "resources": ["statefulsets"],
              "verbs": ["get", "list", "watch", "create", "patch"]},
+            {"apiGroups": ["apps"], "resources": ["statefulsets/status"], "verbs": ["patch"]},
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "watch", "create", "patch"]},
             {"apiGroups": ["", "policy"], "resources": ["services", "poddisruptionbudgets"],
              "verbs": ["list", "watch", "create", "patch", "delete"]},
@@ -100,6 +101,13 @@ async fn the_documented_permissions_are_enough() {
             .iter()
             .all(|p| pod_image(p) == "example.invalid/w:2")
     );
+    // Completing the rollout in the StatefulSet's status is allowed too.
+    let stateful_sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = ns.api();
+    eventually("currentRevision updated", TIMEOUT, || async {
+        let status = stateful_sets.get("likes").await.ok()?.status?;
+        (status.current_revision.is_some() && status.current_revision == status.update_revision).then_some(())
+    })
+    .await;
 
     // Reading a Secret: the SASL credentials are found (Kafka then refuses
     // SASL on its plaintext listener, which is a Degraded condition, not an error).

@@ -60,8 +60,23 @@ async fn an_image_change_rolls_ten_pods_in_batches_of_five() {
         serde_json::json!({"spec": {"worker": {"image": new_image}}}),
     )
     .await;
-    let vc = wait_ready(&ns, "likes", 10, TIMEOUT).await;
+    // The README's one command that waits for a rollout: it returns only once
+    // every pod runs the new spec and is Ready (the condition carries the
+    // generation, so the status from before the change does not satisfy it).
+    let waited = kubectl_wait(&ns.name, &["vc/likes", "--for=condition=Ready", "--timeout=120s"]).await;
     let after = pod_states(&ns).await;
+    assert!(
+        waited.status.success(),
+        "kubectl wait failed: {}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert!(
+        after
+            .values()
+            .all(|(_, image, ready, _)| image == &new_image && *ready),
+        "kubectl wait returned before the rollout finished: {after:?}"
+    );
+    let vc = ns.vcs().get("likes").await.unwrap();
     let log = watcher.stop();
 
     assert!(
@@ -91,6 +106,42 @@ async fn an_image_change_rolls_ten_pods_in_batches_of_five() {
     assert!(vc.status.unwrap().rollout.is_none());
     let deleted = operator.metric("videocounter_operator_pods_deleted_total").await;
     assert_eq!(deleted, Some(10.0));
+
+    // One event per batch of deletions, each naming its pods: together they
+    // name every pod once, highest ordinals first, at most 5 at a time.
+    let batches: Vec<Vec<String>> = events_of(&ns, "likes")
+        .await
+        .into_iter()
+        .filter(|(_, reason, _)| reason == "RollingRestart")
+        .map(|(_, _, note)| {
+            let pods = note
+                .strip_prefix("replacing ")
+                .and_then(|rest| rest.split(" to move them").next())
+                .unwrap_or_else(|| panic!("unexpected note {note:?}"));
+            pods.split(", ").map(String::from).collect()
+        })
+        .collect();
+    assert_eq!(
+        batches[0],
+        ["likes-9", "likes-8", "likes-7", "likes-6", "likes-5"],
+        "{batches:?}"
+    );
+    assert!(batches.iter().all(|b| b.len() <= 5), "{batches:?}");
+    let named: Vec<String> = batches.concat();
+    let every: Vec<String> = (0..10).rev().map(|i| format!("likes-{i}")).collect();
+    assert_eq!(named, every, "each pod named once, in order: {batches:?}");
+
+    // The StatefulSet tells the same story: its current revision is the new one.
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> = ns.api();
+    let status = eventually("the StatefulSet's currentRevision updated", TIMEOUT, || async {
+        let status = sts.get("likes").await.ok()?.status?;
+        (status.current_revision.is_some()
+            && status.current_revision == status.update_revision
+            && status.current_replicas == Some(10))
+        .then_some(status)
+    })
+    .await;
+    assert_eq!(status.updated_replicas, Some(10));
     delete_topics(&example_topic_names(&ns.name, &topics)).await;
 }
 
@@ -139,12 +190,49 @@ async fn restarts_replace_every_pod_one_at_a_time() {
     })
     .await;
     wait_ready(&ns, "likes", 3, TIMEOUT).await;
+
+    // A restart through the spec (the pod template's annotations, as `kubectl
+    // rollout restart` does for a Deployment) changes the generation, so the
+    // README's `kubectl wait` returns only once it is done.
+    let third = pod_states(&ns).await;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    assert!(
+        readme.contains(r#"{"spec":{"worker":{"podAnnotations":{"kubectl.kubernetes.io/restartedAt":"#)
+            && readme.contains("kubectl wait vc/likes --for=condition=Ready --timeout=10m"),
+        "README.md no longer documents the restart this test runs"
+    );
+    kubectl_ok(
+        &ns.name,
+        &[
+            "patch",
+            "vc",
+            "likes",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"worker":{"podAnnotations":{"kubectl.kubernetes.io/restartedAt":"2025-06-01T13:00:00Z"}}}}"#,
+        ],
+    );
+    let waited = kubectl_wait(&ns.name, &["vc/likes", "--for=condition=Ready", "--timeout=120s"]).await;
+    let now = pod_states(&ns).await;
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert!(
+        now.len() == 3
+            && now
+                .iter()
+                .all(|(n, (uid, _, ready, _))| *ready && third[n].0 != *uid),
+        "kubectl wait returned before every pod was replaced: {now:?}"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let log = watcher.stop();
     for name in before.keys() {
         assert_eq!(
             log.created.get(name),
-            Some(&2),
+            Some(&3),
             "{name}: one replacement per restart expected: {:?}",
             log.created
         );
@@ -217,10 +305,37 @@ async fn an_operator_killed_mid_rollout_resumes_within_the_budget() {
             "RollingUpdate".into()
         ))
     );
+    // Pods that cannot start are named in the status, with the scheduler's
+    // reason, and in a Warning event.
+    let (_, reason, message) = eventually("the stuck pods in Degraded", TIMEOUT, || async {
+        let vc = ns.vcs().get("likes").await.ok()?;
+        let degraded = condition(&vc, "Degraded")?;
+        (degraded.0 == videocounter_operator::crd::ConditionStatus::True
+            && degraded.2.starts_with("3 worker pods cannot start"))
+        .then_some(degraded)
+    })
+    .await;
+    assert_eq!(reason, "Unschedulable");
+    for pod in ["likes-3", "likes-4", "likes-5"] {
+        assert!(
+            message.contains(&format!("pod {pod} cannot be scheduled: 0/3 nodes are available")),
+            "{message}"
+        );
+    }
+    let vc = ns.vcs().get("likes").await.unwrap();
     assert_eq!(
-        vc.status.unwrap().phase,
-        Some(videocounter_operator::crd::Phase::Progressing)
+        vc.status.as_ref().unwrap().phase,
+        Some(videocounter_operator::crd::Phase::Degraded)
     );
+    assert_eq!(condition(&vc, "Ready").map(|c| c.1), Some("PodsNotReady".into()));
+    eventually("an Unschedulable warning event", TIMEOUT, || async {
+        events_of(&ns, "likes")
+            .await
+            .iter()
+            .any(|(t, r, note)| t == "Warning" && r == "Unschedulable" && note.contains("pod likes-3"))
+            .then_some(())
+    })
+    .await;
 
     first.kill();
     let second = Operator::start(&ns.name, "second");
@@ -275,6 +390,105 @@ async fn an_operator_killed_mid_rollout_resumes_within_the_budget() {
     assert_eq!(
         second.metric("videocounter_operator_pods_deleted_total").await,
         Some(3.0)
+    );
+    let vc = ns.vcs().get("likes").await.unwrap();
+    assert_eq!(
+        condition(&vc, "Degraded").map(|c| (c.0, c.1)),
+        Some((
+            videocounter_operator::crd::ConditionStatus::False,
+            "Healthy".into()
+        ))
+    );
+    assert!(
+        events_of(&ns, "likes")
+            .await
+            .iter()
+            .any(|(t, r, note)| t == "Normal" && r == "Recovered" && note.contains("Unschedulable")),
+        "{:#?}",
+        events_of(&ns, "likes").await
+    );
+    delete_topics(&example_topic_names(&ns.name, &topics)).await;
+}
+
+/// A worker the kubelet reports in CrashLoopBackOff (here its status is set
+/// the way a real kubelet writes it; kwok leaves a Running pod's status
+/// alone): the VideoCounter is Degraded with the pod, the container and how
+/// it ended, a Warning event says the same, and both clear once the pod is
+/// Ready again. (kwok turns every Pending pod Ready at once, so a pod stuck
+/// in ImagePullBackOff cannot be held on these nodes; `pod_health`'s unit
+/// tests cover those reasons.)
+#[tokio::test]
+async fn a_crash_looping_worker_is_named_in_the_status_and_an_event() {
+    let ns = TestNamespace::new("op-crash").await;
+    let _operator = Operator::start(&ns.name, "a");
+    let topics = TestTopics::new(&ns.name);
+    apply_vc(&ns, &example_counter(&topics, 2)).await;
+    wait_ready(&ns, "likes", 2, TIMEOUT).await;
+
+    let pods: Api<Pod> = ns.api();
+    let crash = serde_json::json!({"status": {
+        "phase": "Running",
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+            {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"}
+        ],
+        "containerStatuses": [{
+            "name": "worker", "image": TEST_IMAGE, "imageID": "", "ready": false, "restartCount": 4,
+            "state": {"waiting": {"reason": "CrashLoopBackOff",
+                "message": "back-off 1m20s restarting failed container=worker"}},
+            "lastState": {"terminated": {"exitCode": 2, "reason": "Error",
+                "startedAt": "2025-06-01T12:00:00Z", "finishedAt": "2025-06-01T12:00:01Z"}}
+        }]
+    }});
+    pods.patch_status("likes-1", &PatchParams::default(), &Patch::Strategic(&crash))
+        .await
+        .unwrap();
+    let (_, reason, message) = eventually("likes-1 in Degraded", TIMEOUT, || async {
+        let vc = ns.vcs().get("likes").await.ok()?;
+        let degraded = condition(&vc, "Degraded")?;
+        (degraded.0 == videocounter_operator::crd::ConditionStatus::True).then_some(degraded)
+    })
+    .await;
+    assert_eq!(reason, "CrashLoopBackOff");
+    assert_eq!(
+        message,
+        "1 worker pod cannot start: pod likes-1 container worker CrashLoopBackOff: last exit code 2 (Error)"
+    );
+    // kwok did not overwrite the status: the report stays.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let vc = ns.vcs().get("likes").await.unwrap();
+    assert_eq!(condition(&vc, "Degraded").map(|c| c.2), Some(message.clone()));
+    assert_eq!(vc.status.as_ref().unwrap().ready_replicas, 1);
+    eventually("a CrashLoopBackOff warning event", TIMEOUT, || async {
+        events_of(&ns, "likes")
+            .await
+            .iter()
+            .any(|(t, r, note)| t == "Warning" && r == "CrashLoopBackOff" && note == &message)
+            .then_some(())
+    })
+    .await;
+
+    // The container comes back and stays up: Ready, and no longer Degraded.
+    let recovered = serde_json::json!({"status": {
+        "conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": "ContainersReady", "status": "True"}
+        ],
+        "containerStatuses": [{
+            "name": "worker", "image": TEST_IMAGE, "imageID": "", "ready": true, "restartCount": 5,
+            "state": {"running": {"startedAt": "2025-06-01T12:02:00Z"}},
+            "lastState": {"terminated": {"exitCode": 2, "reason": "Error",
+                "startedAt": "2025-06-01T12:00:00Z", "finishedAt": "2025-06-01T12:00:01Z"}}
+        }]
+    }});
+    pods.patch_status("likes-1", &PatchParams::default(), &Patch::Strategic(&recovered))
+        .await
+        .unwrap();
+    wait_ready(&ns, "likes", 2, TIMEOUT).await;
+    let vc = ns.vcs().get("likes").await.unwrap();
+    assert_eq!(
+        condition(&vc, "Degraded").map(|c| c.0),
+        Some(videocounter_operator::crd::ConditionStatus::False)
     );
     delete_topics(&example_topic_names(&ns.name, &topics)).await;
 }

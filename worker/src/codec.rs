@@ -97,7 +97,11 @@ pub fn decode_input<'a>(
             }
         }
         InputFormat::Json => {
-            std::str::from_utf8(payload).map_err(|e| DecodeError::InvalidUtf8(e.to_string()))?;
+            let text = std::str::from_utf8(payload).map_err(|e| DecodeError::InvalidUtf8(e.to_string()))?;
+            // serde also reads a struct from a JSON array (`["id", 2, ts]`): only an object is an event.
+            if !text.trim_start().starts_with('{') {
+                return Err(DecodeError::InvalidJson("expected a JSON object".into()));
+            }
             let event: JsonLike<'a> =
                 serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
             let count = match event.count {
@@ -156,6 +160,11 @@ const WINDOW_TAG: u8 = b'w';
 
 /// Key of the partition's stream time, in the store and in the changelog.
 pub const STREAM_TIME_KEY: &[u8] = b"m:stream_time";
+
+/// Key of the partition's position: the next repartition offset to count,
+/// written with the counts in every transaction that moves it, so a restored
+/// store knows exactly which records it already holds.
+pub const POSITION_KEY: &[u8] = b"m:position";
 
 pub fn window_key(size_ms: i64, start: i64, video_id: &str) -> Vec<u8> {
     let mut key = window_prefix(size_ms, start);
@@ -341,6 +350,35 @@ mod tests {
         );
         let err = json("[1]", Some(1)).unwrap_err();
         assert!(err.to_string().contains("not a like event"), "{err}");
+    }
+
+    #[test]
+    fn json_input_must_be_an_object() {
+        for text in [
+            r#"["canary-array", 2, 1700000000000]"#,
+            r#""video-1""#,
+            "42",
+            "null",
+            "true",
+            "",
+        ] {
+            assert_eq!(
+                json(text, Some(1)).unwrap_err().kind(),
+                "invalid_json",
+                "{text:?}"
+            );
+        }
+        assert!(
+            json(r#"  {"video_id": "v"}"#, Some(1)).is_ok(),
+            "leading whitespace is fine"
+        );
+        assert_eq!(
+            json(r#"{"video_id": "a", "video_id": "b"}"#, Some(1))
+                .unwrap_err()
+                .kind(),
+            "invalid_json",
+            "duplicate fields are ambiguous"
+        );
     }
 
     #[test]

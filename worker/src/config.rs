@@ -46,6 +46,11 @@ pub struct Cli {
     /// `group.consumer.session.timeout.ms`).
     #[arg(long, env = "VIDEOCOUNTER_SESSION_TIMEOUT", default_value = "45s")]
     pub session_timeout: HumanDuration,
+    /// How long a warm shutdown (SIGTERM) may take before the process exits
+    /// anyway; keep it below the pod's termination grace period. Whatever was
+    /// not committed by then is aborted by the broker or the next instance.
+    #[arg(long, env = "VIDEOCOUNTER_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    pub shutdown_timeout: HumanDuration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,6 +75,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub group_protocol: GroupProtocol,
     pub session_timeout_ms: u64,
+    pub shutdown_timeout: std::time::Duration,
     pub specs: Arc<[WindowSpec]>,
     pub input_topic: String,
     pub repartition_topic: String,
@@ -158,6 +164,7 @@ impl Settings {
             log_format: cli.log_format,
             group_protocol: cli.group_protocol,
             session_timeout_ms: cli.session_timeout.as_millis(),
+            shutdown_timeout: cli.shutdown_timeout.0,
             bucket_ms: combine_bucket_ms(&specs),
             input_topic: worker.topics.input.clone(),
             repartition_topic: topics::repartition_topic(&app),

@@ -53,6 +53,8 @@ pub struct CommitInput<'a> {
     pub closing_in_store: Vec<WindowCount>,
     /// Stored windows in the newly expired ranges.
     pub expiring_in_store: Vec<WindowCount>,
+    /// The repartition offset this commit moves the partition to, if it moves.
+    pub position: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,7 @@ pub enum ChangelogChange {
     Put(WindowCount),
     Delete(WindowId),
     StreamTime(i64),
+    Position(i64),
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -70,6 +73,7 @@ pub struct CommitPlan {
     /// `(window index, starts)` ranges to delete from the store.
     pub store_deletes: Vec<(usize, Range<i64>)>,
     pub stream_time: Option<i64>,
+    pub position: Option<i64>,
 }
 
 pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {
@@ -120,6 +124,11 @@ pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {
         plan.changelog.push(ChangelogChange::StreamTime(st));
         plan.stream_time = Some(st);
     }
+    // Last, so a changelog read up to this record holds every count it covers.
+    if let Some(position) = input.position {
+        plan.changelog.push(ChangelogChange::Position(position));
+        plan.position = Some(position);
+    }
     plan
 }
 
@@ -162,7 +171,25 @@ mod tests {
             updated: vec![],
             closing_in_store: vec![],
             expiring_in_store: vec![],
+            position: None,
         }
+    }
+
+    #[test]
+    fn the_position_is_written_last_even_when_no_count_changed() {
+        let specs = specs();
+        let mut i = input(&specs, EmitMode::OnUpdate, Some(26), Some(26));
+        i.position = Some(812);
+        let plan = plan_commit(i);
+        assert!(plan.outputs.is_empty());
+        assert_eq!(plan.changelog, [ChangelogChange::Position(812)]);
+        assert_eq!(plan.position, Some(812));
+
+        let mut i = input(&specs, EmitMode::OnUpdate, Some(26), Some(29));
+        i.updated = vec![wc(20, "a", 7)];
+        i.position = Some(813);
+        let plan = plan_commit(i);
+        assert_eq!(plan.changelog.last(), Some(&ChangelogChange::Position(813)));
     }
 
     #[test]

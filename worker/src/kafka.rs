@@ -94,8 +94,9 @@ pub fn consumer_config(base: &ClientConfig, settings: &Settings) -> ClientConfig
 }
 
 /// How long a transaction may stay open before the broker aborts it; also
-/// bounds how long a restore waits for a crashed owner's open transaction.
-pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// bounds how long a new owner waits for a crashed owner's open transaction
+/// (its restore and its committed offsets). Kafka Streams uses the same 10 s.
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn producer_config(base: &ClientConfig, settings: &Settings) -> ClientConfig {
     let mut c = base.clone();

@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod owners;
 pub mod partitioner;
+pub mod positions;
 pub mod restore;
 pub mod session;
 pub mod signals;

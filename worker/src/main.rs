@@ -5,12 +5,33 @@ use clap::Parser;
 use std::sync::Arc;
 use videocounter_worker::config::{Cli, LogFormat, Settings};
 use videocounter_worker::owners::OwnerDirectory;
+use videocounter_worker::signals::Signals;
 use videocounter_worker::state::Shared;
-use videocounter_worker::{http, session, signals};
+use videocounter_worker::{http, session};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("http")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the HTTP runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // Before anything else: a SIGTERM during start-up is a warm shutdown too.
+    let signals = match runtime.block_on(async { Signals::install() }) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let settings = match Settings::from_cli(&cli) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -33,18 +54,6 @@ fn main() -> std::process::ExitCode {
     );
     let shared = Arc::new(Shared::new(settings.clone(), owners));
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("http")
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the HTTP runtime");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
     let listener = match runtime.block_on(tokio::net::TcpListener::bind(&settings.worker.http_listen)) {
         Ok(l) => l,
         Err(e) => {
@@ -59,12 +68,7 @@ fn main() -> std::process::ExitCode {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
-    let s = shared.clone();
-    runtime.spawn(async move {
-        if let Err(e) = signals::listen(s).await {
-            tracing::error!(error = %e, "cannot install signal handlers");
-        }
-    });
+    runtime.spawn(signals.listen(shared.clone()));
 
     session::run(settings, shared);
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

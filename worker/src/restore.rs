@@ -251,7 +251,8 @@ fn stable_end(
         if cancel.load(Ordering::Relaxed) {
             return Err(RestoreError::Cancelled);
         }
-        let timeout = Duration::from_secs(10);
+        // Short, so a cancelled restore (revoked, shutting down) ends soon even with the broker away.
+        let timeout = Duration::from_secs(3);
         let (low, stable) = committed
             .fetch_watermarks(&p.changelog_topic, p.partition, timeout)
             .map_err(kafka_err)?;

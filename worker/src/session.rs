@@ -9,11 +9,13 @@ use crate::metrics::TopicPartitionLabel;
 use crate::sink::{Sink, SinkError};
 use crate::state::Shared;
 use crate::store::StoreResources;
+use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -89,22 +91,44 @@ impl ClientContext for SessionContext {
 }
 
 impl ConsumerContext for SessionContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let mut engine = self.engine();
-            if consumer.assignment_lost() {
-                engine.on_lost(tpl);
-            } else {
-                engine.on_revoke(consumer, tpl);
+    /// Replaces rdkafka's default so the engine can set every assigned
+    /// partition's start offset before the assignment takes effect.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.engine().on_assign(consumer, tpl);
+                let assigned = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                self.engine().after_assign(consumer, tpl);
+                assigned
             }
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => self.engine().on_assign(consumer, tpl),
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-            Rebalance::Revoke(_) => {}
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                {
+                    let mut engine = self.engine();
+                    if consumer.assignment_lost() {
+                        engine.on_lost(consumer, tpl);
+                    } else {
+                        engine.on_revoke(consumer, tpl);
+                    }
+                }
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance error");
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "applying the rebalance failed");
+            self.engine().fail(format!("applying a rebalance failed: {e}"));
         }
     }
 }
@@ -175,14 +199,22 @@ fn run_session(
     let result = poll_loop(&consumer, shared);
     let engine = || consumer.context().engine();
     if result.is_ok() {
-        // Warm shutdown: commit the in-flight batch before leaving.
+        // Warm shutdown: commit the in-flight batch before leaving, within
+        // most of the shutdown timeout (the rest is for closing).
+        let deadline = Instant::now() + settings.shutdown_timeout.mul_f64(0.6);
+        engine().prepare_shutdown(deadline);
         engine().commit(&consumer);
         if let Some(b) = engine().broken() {
-            tracing::error!(error = b, "final commit failed");
+            tracing::error!(
+                error = b,
+                "final commit failed; its transaction is aborted by the broker or the next instance"
+            );
         }
     }
     engine().close_all();
+    let closing = Instant::now();
     drop(consumer);
+    tracing::info!(close_ms = closing.elapsed().as_millis() as u64, "left the group");
     result
 }
 

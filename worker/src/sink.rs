@@ -90,6 +90,8 @@ pub struct Sink {
     transactional: bool,
     initialized: bool,
     in_transaction: bool,
+    /// During a warm shutdown: no call may wait past this.
+    deadline: Option<Instant>,
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -112,7 +114,21 @@ impl Sink {
             transactional,
             initialized: false,
             in_transaction: false,
+            deadline: None,
         })
+    }
+
+    /// Bounds every later call by `deadline` (a warm shutdown's).
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// How long the next call may wait.
+    fn timeout(&self) -> Duration {
+        match self.deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(TXN_TIMEOUT),
+            None => TXN_TIMEOUT,
+        }
     }
 
     /// Registers the transactional id, fencing any previous instance of this
@@ -122,7 +138,7 @@ impl Sink {
     pub fn init(&mut self) -> Result<(), SinkError> {
         if self.transactional && !self.initialized {
             self.producer
-                .init_transactions(TXN_TIMEOUT)
+                .init_transactions(self.timeout())
                 .map_err(|source| SinkError::Kafka {
                     step: "initializing transactions",
                     source,
@@ -193,7 +209,7 @@ impl Sink {
             if offsets.count() > 0 {
                 let metadata = consumer.group_metadata().ok_or(SinkError::NoGroupMetadata)?;
                 self.producer
-                    .send_offsets_to_transaction(offsets, &metadata, TXN_TIMEOUT)
+                    .send_offsets_to_transaction(offsets, &metadata, self.timeout())
                     .map_err(|source| SinkError::Kafka {
                         step: "adding offsets to the transaction",
                         source,
@@ -203,7 +219,7 @@ impl Sink {
             self.delivery_failure()?;
         } else {
             self.producer
-                .flush(TXN_TIMEOUT)
+                .flush(self.timeout())
                 .map_err(|source| SinkError::Kafka {
                     step: "flushing",
                     source,
@@ -230,9 +246,9 @@ impl Sink {
     }
 
     fn commit_transaction(&mut self) -> Result<(), SinkError> {
-        let deadline = Instant::now() + TXN_TIMEOUT;
+        let deadline = Instant::now() + self.timeout();
         loop {
-            match self.producer.commit_transaction(TXN_TIMEOUT) {
+            match self.producer.commit_transaction(self.timeout()) {
                 Ok(()) => {
                     self.in_transaction = false;
                     return Ok(());
@@ -270,13 +286,19 @@ impl Sink {
     }
 
     /// Abandons the open transaction, if any; its records are never seen by
-    /// read_committed consumers.
-    pub fn abort(&mut self) {
+    /// read_committed consumers. An error means the outcome is unknown (the
+    /// commit may have gone through): only a new session, which derives its
+    /// state from what Kafka holds, can continue safely.
+    pub fn abort(&mut self) -> Result<(), SinkError> {
         if self.transactional && self.in_transaction {
-            if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                tracing::warn!(error = %e, "aborting the transaction failed; the broker aborts it on timeout or when this worker restarts");
-            }
             self.in_transaction = false;
+            self.producer
+                .abort_transaction(self.timeout())
+                .map_err(|source| SinkError::Kafka {
+                    step: "aborting the transaction",
+                    source,
+                })?;
         }
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@
 //! machine crash may lose a few, and then the store is at an older, still
 //! consistent checkpoint that the changelog tail brings forward.
 
-use crate::codec::{self, STREAM_TIME_KEY};
+use crate::codec::{self, POSITION_KEY, STREAM_TIME_KEY};
 use crate::counts::WindowId;
 use crate::emit::{CommitPlan, WindowCount};
 use crate::window::WindowSpec;
@@ -199,6 +199,11 @@ impl PartitionStore {
         Ok(self.get(CHECKPOINT_KEY)?.and_then(|v| codec::decode_i64(&v)))
     }
 
+    /// The next repartition offset to count: every record before it is in the store.
+    pub fn position(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(POSITION_KEY)?.and_then(|v| codec::decode_i64(&v)))
+    }
+
     pub fn stream_time(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.get(STREAM_TIME_KEY)?.and_then(|v| codec::decode_i64(&v)))
     }
@@ -259,6 +264,9 @@ impl PartitionStore {
         if let Some(st) = plan.stream_time {
             batch.put(STREAM_TIME_KEY, codec::encode_i64(st));
         }
+        if let Some(position) = plan.position {
+            batch.put(POSITION_KEY, codec::encode_i64(position));
+        }
         if let Some(c) = checkpoint {
             batch.put(CHECKPOINT_KEY, codec::encode_i64(c));
         }
@@ -276,7 +284,8 @@ impl PartitionStore {
     ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         for (key, value) in records {
-            let known = key == STREAM_TIME_KEY || codec::parse_window_key(key).is_some();
+            let known =
+                key == STREAM_TIME_KEY || key == POSITION_KEY || codec::parse_window_key(key).is_some();
             if !known {
                 continue;
             }
@@ -440,6 +449,25 @@ mod tests {
             store.windows_in(0, i64::MIN..i64::MAX).unwrap(),
             [wc(10, "a", 1), wc(10, "b", 2)]
         );
+    }
+
+    #[test]
+    fn the_position_comes_with_the_plan_or_from_the_changelog() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = StoreResources::new(1 << 20, 4 << 20);
+        let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
+        assert_eq!(store.position().unwrap(), None);
+        let plan = CommitPlan {
+            position: Some(41),
+            ..Default::default()
+        };
+        store.apply_plan(&plan, Some(3)).unwrap();
+        assert_eq!(store.position().unwrap(), Some(41));
+        store
+            .apply_changelog([(POSITION_KEY, Some(&codec::encode_i64(57)[..]))], 5)
+            .unwrap();
+        assert_eq!(store.position().unwrap(), Some(57));
+        assert_eq!(store.checkpoint().unwrap(), Some(5));
     }
 
     #[test]

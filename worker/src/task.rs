@@ -3,6 +3,7 @@
 
 use crate::counts::{PartitionCounts, WindowId};
 use crate::emit::{self, CommitInput, CommitPlan, WindowCount};
+use crate::positions::{PartitionOffsets, RestoredStart, restored_start};
 use crate::restore::{RestoreJob, RestoreProgress};
 use crate::store::{PartitionStore, StoreError};
 use crate::window::WindowSpec;
@@ -11,19 +12,25 @@ use std::time::Instant;
 use videocounter_protocol::EmitMode;
 
 pub enum Task {
-    Restoring(RestoreJob),
+    /// `group_offset` is the group's stable committed offset of the partition,
+    /// read when it was assigned: where it resumes if its store recorded no position.
+    Restoring {
+        job: RestoreJob,
+        group_offset: Option<i64>,
+    },
     Active(ActiveTask),
     Failed {
         error: String,
         retry_at: Instant,
         progress: Arc<RestoreProgress>,
+        group_offset: Option<i64>,
     },
 }
 
 impl Task {
     pub fn progress(&self) -> Arc<RestoreProgress> {
         match self {
-            Task::Restoring(job) => job.progress.clone(),
+            Task::Restoring { job, .. } => job.progress.clone(),
             Task::Active(t) => t.progress.clone(),
             Task::Failed { progress, .. } => progress.clone(),
         }
@@ -32,7 +39,7 @@ impl Task {
     /// Releases the partition: stops a restore, or persists the store's memtables.
     pub fn close(self, partition: i32) {
         match self {
-            Task::Restoring(job) => job.cancel(),
+            Task::Restoring { job, .. } => job.cancel(),
             Task::Active(t) => {
                 if let Err(e) = t.store.flush() {
                     tracing::warn!(partition, error = %e, "flushing the store on close failed; the next restore reads more changelog");
@@ -47,25 +54,45 @@ pub struct ActiveTask {
     pub store: Arc<PartitionStore>,
     pub counts: PartitionCounts,
     pub progress: Arc<RestoreProgress>,
+    /// The repartition offsets of this partition: its own, committed with its counts.
+    pub offsets: PartitionOffsets,
 }
 
 impl ActiveTask {
+    /// A restored store, resuming at the position it recorded (else the
+    /// group's committed offset, else the beginning).
     pub fn new(
         store: PartitionStore,
         specs: Arc<[WindowSpec]>,
         progress: Arc<RestoreProgress>,
-    ) -> Result<Self, StoreError> {
+        group_offset: Option<i64>,
+    ) -> Result<(Self, RestoredStart), StoreError> {
         let stream_time = store.stream_time()?;
-        Ok(Self {
+        let start = restored_start(store.position()?, group_offset);
+        let task = Self {
             store: Arc::new(store),
             counts: PartitionCounts::new(specs, stream_time),
             progress,
-        })
+            offsets: PartitionOffsets::new(start.start),
+        };
+        Ok((task, start))
+    }
+
+    /// Whether the next commit writes anything for this partition, given
+    /// the consumer's position of it.
+    pub fn has_work(&self, position: Option<i64>) -> bool {
+        self.counts.is_dirty() || self.offsets.to_commit(position).is_some()
     }
 
     /// Takes the counts since the last commit, reads what they build on from
-    /// the store, and decides what this commit writes for the partition.
-    pub fn prepare(&mut self, specs: &[WindowSpec], emit: EmitMode) -> Result<CommitPlan, StoreError> {
+    /// the store, and decides what this commit writes for the partition,
+    /// including the repartition offset it moves to (`position`).
+    pub fn prepare(
+        &mut self,
+        specs: &[WindowSpec],
+        emit: EmitMode,
+        position: Option<i64>,
+    ) -> Result<CommitPlan, StoreError> {
         let deltas = self.counts.take_deltas();
         let (ids, deltas): (Vec<WindowId>, Vec<u64>) = deltas.into_iter().unzip();
         let bases = self.store.counts(&ids)?;
@@ -98,6 +125,7 @@ impl ActiveTask {
             updated,
             closing_in_store,
             expiring_in_store,
+            position,
         }))
     }
 }

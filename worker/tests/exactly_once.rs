@@ -160,3 +160,86 @@ async fn sigkill_at_random_moments_keeps_counts_exact() {
     );
     app.cleanup();
 }
+
+/// A crashed owner's transaction holds an offset commit for the input
+/// partitions (KIP-447): the next owners wait until it ends and start at the
+/// group's committed offsets, never from the beginning, even while the
+/// assignment changes during the wait (which made librdkafka 2.12 start
+/// such partitions from `auto.offset.reset`).
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_held_by_an_open_transaction_start_at_their_committed_offsets() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::{Offset, TopicPartitionList};
+    use videocounter_e2e::{kafka, unique_name};
+
+    let app = TestApp::new("eos-unstable");
+    app.create_input(6).await;
+    let first = events(10_000, 40, 20 * 60_000, 21);
+    let second = events(10_000, 40, 20 * 60_000, 22);
+    let mut truth = ground_truth(&app, &first);
+    for (k, v) in ground_truth(&app, &second) {
+        *truth.entry(k).or_default() += v;
+    }
+
+    let mut a = app.ready_worker("worker-a");
+    produce_raw(&app.input, &first);
+    wait_caught_up(&app, Duration::from_secs(60), &[&a]);
+    assert!(a.terminate(Duration::from_secs(30)).success());
+
+    // The "crashed owner": a transaction that commits offsets 3 for every input
+    // partition, left open.
+    let outsider: BaseConsumer = kafka::client_config()
+        .set("group.id", &app.app)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = outsider.group_metadata().expect("group metadata");
+    let open: ThreadedProducer<DefaultProducerContext> = kafka::client_config()
+        .set("transactional.id", unique_name("eos-unstable-owner"))
+        .set("transaction.timeout.ms", "60000")
+        .create()
+        .unwrap();
+    open.init_transactions(Duration::from_secs(30)).unwrap();
+    open.begin_transaction().unwrap();
+    open.send(BaseRecord::<(), [u8]>::to(&app.dead_letter_topic()).payload(b"from the crashed owner"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let mut held = TopicPartitionList::new();
+    for p in 0..6 {
+        held.add_partition_offset(&app.input, p, Offset::Offset(3))
+            .unwrap();
+    }
+    open.send_offsets_to_transaction(&held, &metadata, Duration::from_secs(30))
+        .expect("the open transaction holds offset commits");
+
+    // A new owner gets the partitions (once the group lets worker-a's static
+    // membership go) and waits for the transaction; meanwhile another worker
+    // joins, so the assignment changes during the wait.
+    let mut b = app.worker("worker-b");
+    let mut c = app.worker("worker-c");
+    b.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // ("partitions assigned": versions that read no offsets themselves)
+    while !["assignment received", "partitions assigned"]
+        .iter()
+        .any(|line| b.log_text().contains(line))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker-b got no partitions\n{}",
+            b.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.start();
+    std::thread::sleep(Duration::from_secs(5));
+    open.abort_transaction(Duration::from_secs(30)).unwrap();
+    b.wait_ready(Duration::from_secs(90));
+    c.wait_ready(Duration::from_secs(90));
+
+    produce_raw(&app.input, &second);
+    wait_caught_up(&app, Duration::from_secs(120), &[&b, &c]);
+    assert_counts_equal(&final_counts(&read_outputs(&app)), &truth);
+    app.cleanup();
+}

@@ -4,6 +4,7 @@
 //! manifests `make deploy` applies pass server-side dry-run; the README's
 //! configuration reference matches the CRD.
 
+mod deploy_check;
 mod docs;
 mod gateway;
 mod images;

@@ -18,6 +18,7 @@ const GRANTED: &[(&str, &str)] = &[
     ("create", "statefulsets.apps"),
     ("patch", "statefulsets.apps"),
     ("delete", "statefulsets.apps"),
+    ("patch", "statefulsets.apps/status"),
     ("watch", "services"),
     ("create", "services"),
     ("patch", "services"),

@@ -4,9 +4,9 @@
 //! proportion to its rate (the same as independent streams per video).
 
 use super::sampler::{WeightedPicker, zipf_weights};
+use crate::ingest::request::video_id_problem;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use videocounter_protocol::validate_video_id;
 
 /// Most ids a spread may cover.
 pub const MAX_SPREAD_VIDEOS: u32 = 1_000_000;
@@ -82,7 +82,9 @@ impl TrafficSpec {
         let (videos, weights, total_per_minute) = match self {
             Self::PerVideo { rates } => {
                 for (id, rate) in rates {
-                    validate_video_id(id).map_err(|e| format!("video {id:?}: {e}"))?;
+                    if let Some(problem) = video_id_problem(id) {
+                        return Err(format!("video {id:?}: {problem}"));
+                    }
                     if !rate.is_finite() || *rate < 0.0 {
                         return Err(format!("video {id:?}: rate {rate} must be a non-negative number"));
                     }
@@ -112,8 +114,8 @@ impl TrafficSpec {
                 }
                 let n = *videos as usize;
                 let ids: Vec<String> = (1..=n).map(|k| format!("{prefix}{k}")).collect();
-                if let Some(last) = ids.last() {
-                    validate_video_id(last).map_err(|e| format!("prefix {prefix:?}: {e}"))?;
+                if let Some(problem) = ids.last().and_then(|last| video_id_problem(last)) {
+                    return Err(format!("prefix {prefix:?}: {problem}"));
                 }
                 let weights = match distribution {
                     Distribution::Uniform => vec![1.0; n],
@@ -189,6 +191,12 @@ mod tests {
                     rates: BTreeMap::from([(String::new(), 1.0)]),
                 },
                 "video id is empty",
+            ),
+            (
+                TrafficSpec::PerVideo {
+                    rates: BTreeMap::from([(" ".into(), 1.0)]),
+                },
+                "video id is blank",
             ),
             (
                 TrafficSpec::Spread {

@@ -4,23 +4,30 @@
 //! - `GET /videos/{id}/events`: one video (the seed's "room").
 //! - `GET /events?videos=a,b`: several videos on one connection (browsers
 //!   allow only six HTTP/1.1 connections per host); without `videos`, all.
+//! - `&recent=N` (at most 100) adds `event: recent`: the N most recently
+//!   counted videos, as `GET /videos?limit=N` lists them, sent when they
+//!   changed, at most once per second. With `recent` and no `videos`, the
+//!   stream carries only those (not every count).
 //!
 //! Each stream opens with the kept windows of its videos, then sends every
 //! change as `event: count` with a `WindowCountRecord` as data. A client too
-//! slow to keep up gets `event: resync` and should re-read `/videos/{id}/windows`.
+//! slow to keep up gets `event: resync` and should reconnect (the new stream
+//! starts with the kept windows again).
 
-use super::AppState;
-use super::videos::video_id;
+use super::{AppState, path_video_id};
 use crate::error::GatewayError;
+use crate::live::LiveFeed;
 use crate::metrics::Metrics;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use videocounter_protocol::WindowCountRecord;
 
@@ -40,24 +47,33 @@ impl Filter {
     }
 }
 
+/// Most videos a `recent` event lists.
+pub const MAX_RECENT: usize = 100;
+/// How often the `recent` list is looked at (and sent, if it changed).
+const RECENT_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
     videos: Option<String>,
+    recent: Option<usize>,
 }
 
 pub async fn video_events(
     State(state): State<AppState>,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, GatewayError> {
-    let id = video_id(path)?;
-    Ok(feed(&state, Filter::Only(HashSet::from([id]))))
+    let id = path_video_id(path, &uri)?;
+    Ok(feed(&state, Filter::Only(HashSet::from([id])), None))
 }
 
 pub async fn all_events(
     State(state): State<AppState>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, GatewayError> {
+    let recent = q.recent.filter(|n| *n > 0).map(|n| n.min(MAX_RECENT));
     let filter = match q.videos.as_deref().map(str::trim) {
+        None | Some("") if recent.is_some() => Filter::Only(HashSet::new()),
         None | Some("") => Filter::All,
         Some(list) => {
             let ids: HashSet<String> = list.split(',').map(|s| s.trim().to_owned()).collect();
@@ -67,7 +83,7 @@ pub async fn all_events(
             Filter::Only(ids)
         }
     };
-    Ok(feed(&state, filter))
+    Ok(feed(&state, filter, recent))
 }
 
 fn count_event(record: &WindowCountRecord) -> Event {
@@ -86,7 +102,39 @@ impl Drop for Subscribed {
     }
 }
 
-fn feed(state: &AppState, filter: Filter) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+/// The `recent` event, unless the store has not changed since `seen`.
+fn recent_event(feed: &LiveFeed, limit: usize, seen: Option<u64>) -> Option<(u64, Event)> {
+    let store = feed.store();
+    let version = store.version();
+    if seen == Some(version) {
+        return None;
+    }
+    let data = serde_json::json!({
+        "now": crate::clock::now_ms(),
+        "total": store.len(),
+        "videos": store.summaries(limit),
+    });
+    Some((version, Event::default().event("recent").data(data.to_string())))
+}
+
+/// `event: recent` every time the most recently counted videos changed, checked once a second.
+fn recent_events(feed: LiveFeed, limit: usize) -> impl Stream<Item = Event> {
+    let ticks = tokio::time::interval(RECENT_EVERY);
+    stream::unfold((feed, ticks, None), move |(feed, mut ticks, seen)| async move {
+        loop {
+            ticks.tick().await;
+            if let Some((version, event)) = recent_event(&feed, limit, seen) {
+                return Some((event, (feed, ticks, Some(version))));
+            }
+        }
+    })
+}
+
+fn feed(
+    state: &AppState,
+    filter: Filter,
+    recent: Option<usize>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
     // Subscribe before the snapshot, so no change falls between the two.
     let receiver = state.feed.subscribe();
     let snapshot: Vec<Event> = match &filter {
@@ -132,8 +180,11 @@ fn feed(state: &AppState, filter: Filter) -> Sse<impl Stream<Item = Result<Event
             }
         },
     );
-    let stream = stream::iter(snapshot)
-        .chain(live)
+    let recent = match recent {
+        Some(limit) => recent_events(state.feed.clone(), limit).left_stream(),
+        None => stream::pending().right_stream(),
+    };
+    let stream = stream::select(stream::iter(snapshot).chain(live), recent)
         .map(Ok)
         .take_until(state.shutdown.clone().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::default())

@@ -1,6 +1,6 @@
 //! `POST /videos/{id}/likes` and `POST /likes`: 202 once Kafka has every record.
 
-use super::{AppState, body_bytes};
+use super::{AppState, body_bytes, path_video_id};
 use crate::error::GatewayError;
 use crate::ingest::request::{parse_batch, parse_single};
 use crate::metrics::IngestLabels;
@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use serde_json::{Value, json};
 use std::time::Instant;
 
@@ -16,15 +16,13 @@ type Accepted = (StatusCode, Json<Value>);
 
 pub async fn like_one(
     State(state): State<AppState>,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, GatewayError> {
     let started = Instant::now();
     let result = async {
-        let Path(video_id) = path.map_err(|e| GatewayError::InvalidVideoId {
-            id: String::new(),
-            reason: e.body_text(),
-        })?;
+        let video_id = path_video_id(path, &uri)?;
         let body = body_bytes(body, state.settings.max_body_bytes)?;
         let like = parse_single(&video_id, &body)?;
         let records = state.producer.deliver(std::slice::from_ref(&like)).await?;

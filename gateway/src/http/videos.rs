@@ -1,11 +1,11 @@
 //! Latest counts: `GET /videos`, `/videos/{id}/counts`, `/videos/{id}/windows`.
 
-use super::AppState;
+use super::{AppState, path_video_id};
 use crate::error::GatewayError;
-use crate::ingest::request::check_video_id;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,15 +21,6 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> 
     Json(json!({ "now": crate::clock::now_ms(), "total": store.len(), "videos": videos }))
 }
 
-pub(super) fn video_id(path: Result<Path<String>, PathRejection>) -> Result<String, GatewayError> {
-    let Path(id) = path.map_err(|e| GatewayError::InvalidVideoId {
-        id: String::new(),
-        reason: e.body_text(),
-    })?;
-    check_video_id(&id)?;
-    Ok(id)
-}
-
 fn no_counts(id: &str) -> GatewayError {
     GatewayError::NotFound(format!("no counts for video {id:?} yet"))
 }
@@ -38,9 +29,10 @@ fn no_counts(id: &str) -> GatewayError {
 /// window from one that ended (no likes since).
 pub async fn counts(
     State(state): State<AppState>,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, GatewayError> {
-    let id = video_id(path)?;
+    let id = path_video_id(path, &uri)?;
     let latest = state.feed.store().latest(&id).ok_or_else(|| no_counts(&id))?;
     Ok(Json(
         json!({ "video_id": id, "now": crate::clock::now_ms(), "counts": latest }),
@@ -50,9 +42,10 @@ pub async fn counts(
 /// Every kept window, oldest first, per size (the dashboard's charts).
 pub async fn windows(
     State(state): State<AppState>,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, GatewayError> {
-    let id = video_id(path)?;
+    let id = path_video_id(path, &uri)?;
     let history = state.feed.store().history(&id).ok_or_else(|| no_counts(&id))?;
     Ok(Json(
         json!({ "video_id": id, "now": crate::clock::now_ms(), "windows": history }),

@@ -41,11 +41,40 @@ enum BatchBody {
     Wrapped { likes: Vec<BatchItem> },
 }
 
+/// The gateway's rule for video ids: the workers' (1 to 256 bytes of UTF-8,
+/// no control characters), and not blank nor padded with whitespace. The
+/// workers count `" cat"` apart from `"cat"`; at the gateway such an id is
+/// almost always a typo or a broken client, so it is refused here.
+pub fn video_id_problem(id: &str) -> Option<String> {
+    if let Err(e) = validate_video_id(id) {
+        return Some(e.to_string());
+    }
+    if id.trim().is_empty() {
+        return Some("video id is blank (only whitespace)".into());
+    }
+    if id.trim() != id {
+        return Some("video id starts or ends with whitespace".into());
+    }
+    None
+}
+
 pub fn check_video_id(id: &str) -> Result<(), GatewayError> {
-    validate_video_id(id).map_err(|e| GatewayError::InvalidVideoId {
-        id: truncate_for_message(id),
-        reason: e.to_string(),
-    })
+    match video_id_problem(id) {
+        None => Ok(()),
+        Some(reason) => Err(GatewayError::InvalidVideoId {
+            id: truncate_for_message(id),
+            reason,
+        }),
+    }
+}
+
+/// A path's video id that is not UTF-8 once percent-decoded (`%FF`): the
+/// error quotes it as it was sent.
+pub fn undecodable_video_id(raw: &str) -> GatewayError {
+    GatewayError::InvalidVideoId {
+        id: truncate_for_message(raw),
+        reason: "it is not UTF-8 once percent-decoded".into(),
+    }
 }
 
 /// The body of `POST /videos/{id}/likes`.
@@ -127,7 +156,7 @@ pub fn check_ts(ts: Option<i64>, field: &str) -> Result<Option<i64>, GatewayErro
 }
 
 /// Error messages echo the id, but never a 100 KB one.
-fn truncate_for_message(id: &str) -> String {
+pub fn truncate_for_message(id: &str) -> String {
     const SHOWN: usize = 64;
     if id.len() <= SHOWN {
         return id.to_owned();
@@ -201,6 +230,39 @@ mod tests {
         assert!(text.contains("300 bytes long, the limit is 256"), "{text}");
         assert!(text.len() < 200, "the message must not echo the whole id: {text}");
         assert_eq!(parse_single("vidéo-1", b"").unwrap().video_id, "vidéo-1");
+    }
+
+    #[test]
+    fn blank_and_padded_ids_are_rejected_naming_the_problem() {
+        for (id, reason) in [
+            (" ", "video id is blank (only whitespace)"),
+            ("\u{3000}", "video id is blank (only whitespace)"),
+            (" cat", "video id starts or ends with whitespace"),
+            ("cat ", "video id starts or ends with whitespace"),
+        ] {
+            assert_eq!(
+                parse_single(id, b""),
+                Err(GatewayError::InvalidVideoId {
+                    id: id.into(),
+                    reason: reason.into()
+                }),
+                "{id:?}"
+            );
+        }
+        assert_eq!(parse_single("cat video", b"").unwrap().video_id, "cat video");
+        let err = parse_batch(br#"[{"video_id": "a"}, {"video_id": " "}]"#).unwrap_err();
+        assert!(
+            err.to_string().contains("blank") && err.to_string().contains("(item 1)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_undecodable_id_is_quoted_as_sent() {
+        assert_eq!(
+            undecodable_video_id("%FF").to_string(),
+            "invalid video id \"%FF\": it is not UTF-8 once percent-decoded"
+        );
     }
 
     #[test]

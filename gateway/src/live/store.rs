@@ -71,6 +71,11 @@ impl CountStore {
         self.videos.is_empty()
     }
 
+    /// Changes with every record applied: tells a reader whether anything moved.
+    pub fn version(&self) -> u64 {
+        self.seq
+    }
+
     /// Records the window's count (the newest record for a window wins).
     /// Returns false when the record is too old to keep.
     pub fn apply(&mut self, record: &WindowCountRecord) -> bool {

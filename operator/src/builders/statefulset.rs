@@ -172,6 +172,12 @@ fn pod_template(vc: &VideoCounter, config_text: &str, settings: &BuildSettings) 
     }
 }
 
+/// Most of the grace period, leaving a margin for the process to exit.
+fn shutdown_timeout(grace_seconds: i64) -> String {
+    let seconds = (grace_seconds - (grace_seconds / 6).max(2)).max(1);
+    format!("{seconds}s")
+}
+
 fn worker_container(
     vc: &VideoCounter,
     secrets: &std::collections::BTreeSet<String>,
@@ -191,6 +197,12 @@ fn worker_container(
         }),
         ..EnvVar::default()
     }];
+    env.push(EnvVar {
+        // The warm shutdown ends before the kubelet's SIGKILL.
+        name: "VIDEOCOUNTER_SHUTDOWN_TIMEOUT".into(),
+        value: Some(shutdown_timeout(worker.termination_grace_period_seconds)),
+        ..EnvVar::default()
+    });
     env.extend(worker.env.iter().map(|e| EnvVar {
         name: e.name.clone(),
         value: Some(e.value.clone()),
@@ -338,6 +350,21 @@ mod tests {
         let policy = spec.persistent_volume_claim_retention_policy.unwrap();
         assert_eq!(policy.when_deleted.as_deref(), Some("Delete"));
         assert_eq!(policy.when_scaled.as_deref(), Some("Retain"));
+    }
+
+    #[test]
+    fn the_warm_shutdown_ends_within_the_grace_period() {
+        assert_eq!(shutdown_timeout(60), "50s");
+        assert_eq!(shutdown_timeout(30), "25s");
+        assert_eq!(shutdown_timeout(5), "3s");
+        assert_eq!(shutdown_timeout(1), "1s");
+        let pod = build(&example()).spec.unwrap().template.spec.unwrap();
+        let env = pod.containers[0].env.as_ref().unwrap();
+        let timeout = env
+            .iter()
+            .find(|e| e.name == "VIDEOCOUNTER_SHUTDOWN_TIMEOUT")
+            .unwrap();
+        assert_eq!(timeout.value.as_deref(), Some("50s"));
     }
 
     #[test]

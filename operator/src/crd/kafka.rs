@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Connection to the Kafka cluster.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new(
-    "!self.securityProtocol.startsWith('SASL') || has(self.sasl)"
-).message("kafka.securityProtocol SASL_PLAINTEXT and SASL_SSL need kafka.sasl"))]
+#[x_kube(validation = super::rules::sasl_needs_credentials())]
 pub struct KafkaSpec {
     /// Comma-separated `host:port` list of brokers to bootstrap from.
     #[schemars(length(min = 1, max = 2048))]
@@ -48,8 +46,7 @@ pub enum SecurityProtocol {
 /// TLS files, each taken from a key of a Secret.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("has(self.cert) == has(self.key)")
-    .message("kafka.tls.cert and kafka.tls.key must be set together"))]
+#[x_kube(validation = super::rules::tls_cert_and_key())]
 pub struct KafkaTls {
     /// PEM CA certificate(s) that signed the brokers' certificates. Defaults to
     /// the system trust store.

@@ -10,6 +10,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 mod kafka;
+mod rules;
 mod schema;
 mod status;
 mod worker;
@@ -88,8 +89,10 @@ pub struct VideoCounterSpec {
     /// Number of worker pods. Partitions are shared among them; pods beyond
     /// `topics.partitions` stay idle. `kubectl scale vc/<name> --replicas=N` and
     /// HorizontalPodAutoscalers change this field through the scale subresource.
+    // At least 0: the scale subresource's own check says so ("should be a
+    // non-negative integer"); a schema minimum would say it a second time.
     #[serde(default = "default_replicas")]
-    #[schemars(range(min = 0, max = 1000))]
+    #[schemars(range(max = 1000))]
     pub replicas: i32,
 
     /// Kafka application id: names the consumer group, the transactional ids and
@@ -110,9 +113,7 @@ pub struct VideoCounterSpec {
     /// Tumbling windows to count likes in, each written to its own output topic.
     /// At least one; sizes must be positive and distinct.
     #[schemars(length(min = 1, max = 16))]
-    #[x_kube(validation = kube::core::Rule::new(
-        "self.all(w, self.filter(x, duration(x.size) == duration(w.size)).size() == 1)"
-    ).message("window sizes must be distinct (\"1m\" and \"60s\" are the same size)"))]
+    #[x_kube(validation = rules::distinct_window_sizes())]
     pub windows: Vec<WindowSpec>,
 
     /// Grace period of windows that set none: how long after a window's end late
@@ -140,8 +141,7 @@ pub struct VideoCounterSpec {
     /// throughput.
     #[serde(default = "default_commit_interval")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
-    #[x_kube(validation = kube::core::Rule::new("duration(self) > duration('0s')")
-        .message("commitInterval must be positive"))]
+    #[x_kube(validation = rules::positive_duration("commitInterval"))]
     pub commit_interval: String,
 
     /// The worker pods: image, resources, scheduling.
@@ -184,10 +184,7 @@ pub struct TopicsSpec {
     /// resource: changing it would move every video id to another partition.
     #[serde(default = "default_partitions")]
     #[schemars(range(min = 1, max = 10000))]
-    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message(
-        "topics.partitions cannot change: it decides which partition (and store) every video id belongs to; \
-         create a new VideoCounter with another applicationId instead"
-    ))]
+    #[x_kube(validation = rules::partitions_fixed())]
     pub partitions: i32,
 
     /// Dead-letter topic for input records that cannot be decoded. Defaults to
@@ -218,11 +215,10 @@ impl Default for TopicsSpec {
 /// One tumbling window.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("duration(self.size) > duration('0s')")
-    .message("window size must be positive"))]
 pub struct WindowSpec {
     /// Window length as a Go duration: `30s`, `1m`, `1h30m` (units ms, s, m, h).
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = rules::positive_duration("window size"))]
     pub size: String,
 
     /// Topic the window's counts are written to. Defaults to
@@ -352,6 +348,7 @@ mod tests {
             "Number of worker pods",
             "self == oldSelf",
             "window sizes must be distinct",
+            "FieldValueForbidden",
             "x-kubernetes-int-or-string",
             "labelSelectorPath",
         ] {

@@ -148,10 +148,7 @@ impl Default for ResourcesSpec {
 /// makes restarts fast.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new(
-    "self.size == oldSelf.size && (has(self.storageClassName) ? self.storageClassName : '') == \
-     (has(oldSelf.storageClassName) ? oldSelf.storageClassName : '')"
-).message("storage.size and storage.storageClassName cannot change: a StatefulSet's volume claims are immutable"))]
+#[x_kube(validation = super::rules::storage_fixed())]
 pub struct StorageSpec {
     /// Size of each worker's volume.
     #[serde(default = "default_storage_size")]
@@ -244,9 +241,7 @@ pub struct RolloutSpec {
     /// uses the same value.
     #[serde(default = "default_max_unavailable")]
     #[schemars(schema_with = "int_or_string")]
-    #[x_kube(validation = kube::core::Rule::new(
-        "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')"
-    ).message("rollout.maxUnavailable must be a pod count of at least 1 or a percentage from 1% to 100%"))]
+    #[x_kube(validation = super::rules::max_unavailable())]
     pub max_unavailable: IntOrString,
 }
 

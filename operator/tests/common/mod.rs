@@ -543,3 +543,42 @@ pub async fn pods_of(ns: &TestNamespace, vc: &str) -> Vec<Pod> {
         .unwrap();
     list.items
 }
+
+/// Events about the VideoCounter `name`, oldest first, as (type, reason, note).
+pub async fn events_of(ns: &TestNamespace, name: &str) -> Vec<(String, String, String)> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let mut found: Vec<_> = events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect();
+    found.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    found
+        .into_iter()
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// `kubectl wait` as the README documents it, on a thread (it blocks): the
+/// exit status and what it printed.
+pub async fn kubectl_wait(namespace: &str, args: &[&str]) -> Output {
+    let namespace = namespace.to_string();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut all = vec!["wait".to_string()];
+        all.extend(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        kubectl(&namespace, &refs, None)
+    })
+    .await
+    .unwrap()
+}

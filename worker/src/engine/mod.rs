@@ -1,7 +1,14 @@
 //! The processing state of one consumer session: it routes each consumed
 //! record (input -> decode, dead-letter or combine; repartition -> count in
 //! its partition), commits everything in one place, and follows the
-//! assignment (restore on assign, commit then close on revoke).
+//! assignment (proven start offsets and restores on assign, commit then
+//! close on revoke).
+//!
+//! Every owned partition has its own offsets ([`PartitionOffsets`]): where it
+//! started in this session, what it processed, what its last transaction
+//! committed. A failed commit rewinds each partition to exactly that last
+//! commit; any doubt about what Kafka holds ends the session instead, and the
+//! next one derives everything again from Kafka.
 
 use crate::codec::{self, DecodeError};
 use crate::combiner::Combiner;
@@ -9,6 +16,7 @@ use crate::config::Settings;
 use crate::counts::PartitionCounts;
 use crate::emit::CommitPlan;
 use crate::partitioner::partition_for;
+use crate::positions::{PartitionOffsets, Start};
 use crate::restore::{RestoreJob, RestoreParams};
 use crate::sink::{Record, Sink, SinkError};
 use crate::state::Shared;
@@ -18,10 +26,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod assign;
 mod records;
 mod report;
 
@@ -55,6 +64,13 @@ impl CommitError {
 /// Consecutive failed commits after which the session is rebuilt.
 const MAX_COMMIT_FAILURES: u32 = 5;
 
+/// Which of the two subscribed topics a consumed record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Input,
+    Repartition,
+}
+
 /// A record the worker cannot count, with why.
 struct DeadLetter {
     key: Option<Vec<u8>>,
@@ -78,6 +94,25 @@ struct Tally {
     dead: HashMap<&'static str, u64>,
 }
 
+impl Tally {
+    fn new(windows: usize) -> Self {
+        Self {
+            counted: vec![0; windows],
+            late: vec![0; windows],
+            outputs: vec![0; windows],
+            ..Default::default()
+        }
+    }
+}
+
+/// One partition's offset to commit in the next transaction.
+#[derive(Debug, Clone, Copy)]
+struct CommitOffset {
+    source: Source,
+    partition: i32,
+    offset: i64,
+}
+
 pub struct Engine {
     settings: Arc<Settings>,
     shared: Arc<Shared>,
@@ -86,19 +121,17 @@ pub struct Engine {
     resources: StoreResources,
     combiner: Combiner,
     dead_letters: Vec<DeadLetter>,
-    inputs: BTreeSet<i32>,
+    /// Input partitions owned, each from its proven start offset.
+    inputs: BTreeMap<i32, PartitionOffsets>,
+    /// Counting partitions owned.
     tasks: BTreeMap<i32, Task>,
-    /// Repartition partitions that delivered records while not active: where to resume.
-    rewinds: HashMap<i32, i64>,
-    /// Last committed position per (is repartition, partition), to skip unchanged ones.
-    committed: HashMap<(bool, i32), i64>,
     last_commit: Instant,
     commit_interval: Duration,
     since_check: u32,
     tally: Tally,
     status_changed: bool,
     failed_commits: u32,
-    /// Set when the session must end: a fatal commit failure.
+    /// Set when the session must end: nothing more is processed or committed.
     broken: Option<String>,
 }
 
@@ -110,26 +143,18 @@ impl Engine {
         kafka: ClientConfig,
         resources: StoreResources,
     ) -> Self {
-        let windows = settings.specs.len();
         Self {
             combiner: Combiner::new(settings.bucket_ms),
             commit_interval: settings.worker.commit_interval.0,
-            tally: Tally {
-                counted: vec![0; windows],
-                late: vec![0; windows],
-                outputs: vec![0; windows],
-                ..Default::default()
-            },
+            tally: Tally::new(settings.specs.len()),
             settings,
             shared,
             sink,
             kafka,
             resources,
             dead_letters: Vec::new(),
-            inputs: BTreeSet::new(),
+            inputs: BTreeMap::new(),
             tasks: BTreeMap::new(),
-            rewinds: HashMap::new(),
-            committed: HashMap::new(),
             last_commit: Instant::now(),
             since_check: 0,
             status_changed: true,
@@ -142,44 +167,88 @@ impl Engine {
         self.broken.as_deref()
     }
 
-    /// Routes one consumed record.
+    /// A warm shutdown: every Kafka call from now on ends by `deadline`.
+    pub fn prepare_shutdown(&mut self, deadline: Instant) {
+        self.sink.set_deadline(deadline);
+    }
+
+    /// Ends the session from outside the engine (a failed rebalance).
+    pub fn fail(&mut self, reason: String) {
+        self.set_broken(reason);
+    }
+
+    fn set_broken(&mut self, reason: String) {
+        if self.broken.is_none() {
+            tracing::error!(%reason, "ending the session");
+            self.broken = Some(reason);
+        }
+    }
+
+    /// The one place a topic name is looked at.
+    pub fn classify(&self, topic: &str) -> Option<Source> {
+        if topic == self.settings.input_topic {
+            Some(Source::Input)
+        } else if topic == self.settings.repartition_topic {
+            Some(Source::Repartition)
+        } else {
+            None
+        }
+    }
+
+    fn topic(&self, source: Source) -> &str {
+        match source {
+            Source::Input => &self.settings.input_topic,
+            Source::Repartition => &self.settings.repartition_topic,
+        }
+    }
+
+    /// Routes one consumed record. Records of partitions that are not active
+    /// (restoring) or that were processed already are skipped: an active
+    /// partition is sought to its proven offset when it starts.
     pub fn process(&mut self, m: &BorrowedMessage<'_>) {
+        if self.broken.is_some() {
+            return;
+        }
         let partition = m.partition();
-        if m.topic() == self.settings.input_topic {
-            if !self.inputs.contains(&partition) {
-                return;
+        match self.classify(m.topic()) {
+            Some(Source::Input) => {
+                let Some(offsets) = self.inputs.get_mut(&partition) else {
+                    return;
+                };
+                if !offsets.accept(m.offset()) {
+                    return;
+                }
+                self.tally.consumed_input += 1;
+                let format = self.settings.worker.topics.input_format;
+                match codec::decode_input(format, m.payload(), m.timestamp().to_millis()) {
+                    Ok(like) if like.count > 0 => self.combiner.add(&like.video_id, like.count, like.ts),
+                    Ok(_) => {}
+                    Err(error) => self.dead_letter(m, error),
+                }
             }
-            self.tally.consumed_input += 1;
-            let format = self.settings.worker.topics.input_format;
-            match codec::decode_input(format, m.payload(), m.timestamp().to_millis()) {
-                Ok(like) if like.count > 0 => self.combiner.add(&like.video_id, like.count, like.ts),
-                Ok(_) => {}
-                Err(error) => self.dead_letter(m, error),
-            }
-        } else if m.topic() == self.settings.repartition_topic {
-            match self.tasks.get_mut(&partition) {
-                Some(Task::Active(task)) => {
-                    self.tally.consumed_repartition += 1;
-                    match codec::decode_repartition(m.key(), m.payload()) {
-                        Ok((id, count, ts)) => {
-                            let applied = task.counts.apply(id, count, ts);
-                            for w in 0..self.tally.counted.len() {
-                                if applied.is_late_for(w) {
-                                    self.tally.late[w] += count;
-                                } else {
-                                    self.tally.counted[w] += count;
-                                }
+            Some(Source::Repartition) => {
+                let Some(Task::Active(task)) = self.tasks.get_mut(&partition) else {
+                    return;
+                };
+                if !task.offsets.accept(m.offset()) {
+                    return;
+                }
+                self.tally.consumed_repartition += 1;
+                match codec::decode_repartition(m.key(), m.payload()) {
+                    Ok((id, count, ts)) => {
+                        let applied = task.counts.apply(id, count, ts);
+                        for w in 0..self.tally.counted.len() {
+                            if applied.is_late_for(w) {
+                                self.tally.late[w] += count;
+                            } else {
+                                self.tally.counted[w] += count;
                             }
                         }
-                        Err(error) => self.dead_letter(m, error),
                     }
+                    Err(error) => self.dead_letter(m, error),
                 }
-                Some(_) => {
-                    let at = self.rewinds.entry(partition).or_insert(m.offset());
-                    *at = (*at).min(m.offset());
-                }
-                None => {}
             }
+            None => {}
         }
     }
 
@@ -226,7 +295,7 @@ impl Engine {
             .tasks
             .iter()
             .filter(|(_, t)| match t {
-                Task::Restoring(job) => job.is_finished(),
+                Task::Restoring { job, .. } => job.is_finished(),
                 Task::Failed { retry_at, .. } => *retry_at <= Instant::now(),
                 Task::Active(_) => false,
             })
@@ -234,33 +303,11 @@ impl Engine {
             .collect();
         for p in finished {
             let task = match self.tasks.remove(&p) {
-                Some(Task::Restoring(job)) => {
-                    let progress = job.progress.clone();
-                    let restored = job.join().map_err(|e| e.to_string()).and_then(|store| {
-                        ActiveTask::new(store, self.settings.specs.clone(), progress.clone())
-                            .map_err(|e| e.to_string())
-                    });
-                    // Changelog records applied, whether or not the restore then succeeded.
-                    self.shared
-                        .metrics
-                        .restored_records
-                        .inc_by(progress.restored.load(std::sync::atomic::Ordering::Relaxed));
-                    match restored {
-                        Ok(active) => {
-                            self.resume(consumer, p);
-                            Task::Active(active)
-                        }
-                        Err(error) => {
-                            tracing::error!(partition = p, %error, "restore failed; retrying in {RESTORE_RETRY:?}");
-                            Task::Failed {
-                                error,
-                                retry_at: Instant::now() + RESTORE_RETRY,
-                                progress,
-                            }
-                        }
-                    }
-                }
-                Some(Task::Failed { .. }) => Task::Restoring(self.start_restore(p)),
+                Some(Task::Restoring { job, group_offset }) => self.activate(consumer, p, job, group_offset),
+                Some(Task::Failed { group_offset, .. }) => Task::Restoring {
+                    job: self.start_restore(p),
+                    group_offset,
+                },
                 Some(other) => other,
                 None => continue,
             };
@@ -269,18 +316,66 @@ impl Engine {
         }
     }
 
-    fn resume<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, partition: i32) {
-        let topic = &self.settings.repartition_topic;
-        if let Some(offset) = self.rewinds.remove(&partition)
-            && let Err(e) = consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(10))
-        {
-            self.broken = Some(format!("cannot rewind {topic}[{partition}] to {offset}: {e}"));
+    /// A restore finished: the partition resumes at the position its store
+    /// recorded, or the task waits to retry the restore.
+    fn activate<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        p: i32,
+        job: RestoreJob,
+        group_offset: Option<i64>,
+    ) -> Task {
+        let progress = job.progress.clone();
+        let restored = job.join().map_err(|e| e.to_string()).and_then(|store| {
+            ActiveTask::new(store, self.settings.specs.clone(), progress.clone(), group_offset)
+                .map_err(|e| e.to_string())
+        });
+        // Changelog records applied, whether or not the restore then succeeded.
+        self.shared
+            .metrics
+            .restored_records
+            .inc_by(progress.restored.load(std::sync::atomic::Ordering::Relaxed));
+        match restored {
+            Ok((active, start)) => {
+                if start.disagrees_with_group {
+                    tracing::warn!(
+                        partition = p,
+                        store_position = ?start.start,
+                        group_offset,
+                        "the store's position and the group's committed offset differ; resuming at the store's"
+                    );
+                }
+                self.seek_and_resume(consumer, Source::Repartition, p, start.start);
+                Task::Active(active)
+            }
+            Err(error) => {
+                tracing::error!(partition = p, %error, "restore failed; retrying in {RESTORE_RETRY:?}");
+                Task::Failed {
+                    error,
+                    retry_at: Instant::now() + RESTORE_RETRY,
+                    progress,
+                    group_offset,
+                }
+            }
+        }
+    }
+
+    fn seek_and_resume<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        source: Source,
+        partition: i32,
+        start: Start,
+    ) {
+        let topic = self.topic(source).to_owned();
+        if let Err(e) = consumer.seek(&topic, partition, kafka_offset(start), Duration::from_secs(10)) {
+            self.set_broken(format!("cannot seek {topic}[{partition}] to {start:?}: {e}"));
             return;
         }
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(topic, partition);
+        tpl.add_partition(&topic, partition);
         if let Err(e) = consumer.resume(&tpl) {
-            self.broken = Some(format!("cannot resume {topic}[{partition}]: {e}"));
+            self.set_broken(format!("cannot resume {topic}[{partition}]: {e}"));
         }
     }
 
@@ -296,158 +391,54 @@ impl Engine {
         })
     }
 
-    /// Newly assigned partitions: inputs are processed at once; counting
-    /// partitions stay paused until their store is restored.
-    pub fn on_assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
-        self.shared
-            .metrics
-            .rebalances
-            .get_or_create(&self.shared.metrics.kind("assign"))
-            .inc();
-        // First assignment of the session: take over the transactional id now,
-        // which also aborts a crashed predecessor's open transaction so the
-        // restores below see a stable changelog end at once.
-        if let Err(e) = self.sink.init() {
-            self.broken = Some(format!("cannot initialize the transactional producer: {e}"));
-            return;
-        }
-        let mut pause = TopicPartitionList::new();
-        for e in tpl.elements() {
-            let p = e.partition();
-            if e.topic() == self.settings.input_topic {
-                self.inputs.insert(p);
-            } else if e.topic() == self.settings.repartition_topic {
-                pause.add_partition(e.topic(), p);
-                if let Some(old) = self.tasks.remove(&p) {
-                    old.close(p);
-                }
-                let job = self.start_restore(p);
-                self.tasks.insert(p, Task::Restoring(job));
-            }
-        }
-        if pause.count() > 0
-            && let Err(e) = consumer.pause(&pause)
-        {
-            self.broken = Some(format!("cannot pause partitions while they restore: {e}"));
-        }
-        tracing::info!(assigned = ?partition_names(tpl), "partitions assigned");
-        self.status_changed = true;
-        self.shared.status_mut().joined = true;
-        self.publish_status();
-    }
-
-    /// Partitions leaving this worker: commit everything first (so the next
-    /// owner starts exactly where this one stopped), then close their stores.
-    pub fn on_revoke<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
-        self.shared
-            .metrics
-            .rebalances
-            .get_or_create(&self.shared.metrics.kind("revoke"))
-            .inc();
-        if self.broken.is_none() {
-            self.commit(consumer);
-        }
-        self.release(tpl);
-        tracing::info!(revoked = ?partition_names(tpl), "partitions revoked");
-    }
-
-    /// Partitions taken away without a revoke (session timeout): another
-    /// worker may own them already, so nothing uncommitted may be committed.
-    pub fn on_lost(&mut self, tpl: &TopicPartitionList) {
-        self.shared
-            .metrics
-            .rebalances
-            .get_or_create(&self.shared.metrics.kind("lost"))
-            .inc();
-        tracing::warn!(lost = ?partition_names(tpl), "partitions lost; discarding uncommitted work");
-        self.sink.abort();
-        self.discard_uncommitted();
-        self.release(tpl);
-    }
-
     /// Forgets everything since the last commit: combined records, dead
     /// letters and in-memory counts (the stores hold the committed state).
     fn discard_uncommitted(&mut self) {
         self.combiner.clear();
         self.dead_letters.clear();
-        let windows = self.settings.specs.len();
-        self.tally = Tally {
-            counted: vec![0; windows],
-            late: vec![0; windows],
-            outputs: vec![0; windows],
-            ..Default::default()
-        };
+        self.tally = Tally::new(self.settings.specs.len());
+        let mut failure = None;
         for (p, task) in self.tasks.iter_mut() {
             if let Task::Active(t) = task {
                 match t.store.stream_time() {
                     Ok(st) => t.counts = PartitionCounts::new(self.settings.specs.clone(), st),
-                    Err(e) => self.broken = Some(format!("partition {p}: {e}")),
+                    Err(e) => failure = Some(format!("partition {p}: {e}")),
                 }
             }
+        }
+        if let Some(f) = failure {
+            self.set_broken(f);
         }
     }
 
-    /// After an aborted transaction: discard the uncommitted work and move
-    /// every processed partition back to its committed offset, so the same
-    /// records are processed again into the next transaction.
+    /// After an aborted transaction: discard the uncommitted work and seek
+    /// every owned partition back to its last commit, so the same records are
+    /// processed again into the next transaction.
     fn rewind_to_last_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         self.discard_uncommitted();
-        self.committed.clear();
-        let mut tpl = TopicPartitionList::new();
-        for p in &self.inputs {
-            tpl.add_partition(&self.settings.input_topic, *p);
+        let mut seek = TopicPartitionList::new();
+        for (p, offsets) in self.inputs.iter_mut() {
+            let _ = seek.add_partition_offset(&self.settings.input_topic, *p, kafka_offset(offsets.rewind()));
         }
-        for (p, task) in &self.tasks {
-            if matches!(task, Task::Active(_)) && !self.rewinds.contains_key(p) {
-                tpl.add_partition(&self.settings.repartition_topic, *p);
+        for (p, task) in self.tasks.iter_mut() {
+            if let Task::Active(t) = task {
+                let to = kafka_offset(t.offsets.rewind());
+                let _ = seek.add_partition_offset(&self.settings.repartition_topic, *p, to);
             }
         }
-        if tpl.count() == 0 {
+        if seek.count() == 0 {
             return;
         }
-        let rewound = consumer
-            .committed_offsets(tpl, Duration::from_secs(30))
-            .and_then(|committed| {
-                let mut seek = TopicPartitionList::new();
-                for e in committed.elements() {
-                    let offset = match e.offset() {
-                        Offset::Offset(o) => Offset::Offset(o),
-                        _ => Offset::Beginning,
-                    };
-                    seek.add_partition_offset(e.topic(), e.partition(), offset)?;
-                }
-                consumer.seek_partitions(seek, Duration::from_secs(30))
-            });
-        match rewound {
+        match consumer.seek_partitions(seek, Duration::from_secs(30)) {
             Ok(result) => {
                 for e in result.elements() {
                     if let Err(err) = e.error() {
-                        self.broken = Some(format!("cannot rewind {}[{}]: {err}", e.topic(), e.partition()));
+                        self.set_broken(format!("cannot rewind {}[{}]: {err}", e.topic(), e.partition()));
                     }
                 }
             }
-            Err(e) => self.broken = Some(format!("cannot rewind to the last commit: {e}")),
+            Err(e) => self.set_broken(format!("cannot rewind to the last commit: {e}")),
         }
-    }
-
-    fn release(&mut self, tpl: &TopicPartitionList) {
-        for e in tpl.elements() {
-            let p = e.partition();
-            if e.topic() == self.settings.input_topic {
-                self.inputs.remove(&p);
-                self.committed.remove(&(false, p));
-            } else if e.topic() == self.settings.repartition_topic {
-                if let Some(task) = self.tasks.remove(&p) {
-                    self.shared.status_mut().partitions.remove(&p);
-                    task.close(p);
-                }
-                self.rewinds.remove(&p);
-                self.committed.remove(&(true, p));
-            }
-        }
-        self.status_changed = true;
-        self.shared.status_mut().joined = true;
-        self.publish_status();
     }
 
     /// Releases everything (end of session).
@@ -460,27 +451,37 @@ impl Engine {
         self.publish_status();
     }
 
-    /// Positions that moved since the last commit, of partitions whose records were all processed.
-    fn offsets_to_commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        let Ok(positions) = consumer.position() else {
-            return tpl;
-        };
-        for e in positions.elements() {
-            let p = e.partition();
-            let repartition = e.topic() == self.settings.repartition_topic;
-            let eligible = if repartition {
-                matches!(self.tasks.get(&p), Some(Task::Active(_))) && !self.rewinds.contains_key(&p)
-            } else {
-                e.topic() == self.settings.input_topic && self.inputs.contains(&p)
-            };
-            if let (true, Offset::Offset(o)) = (eligible, e.offset())
-                && self.committed.get(&(repartition, p)) != Some(&o)
-            {
-                let _ = tpl.add_partition_offset(e.topic(), p, Offset::Offset(o));
-            }
-        }
-        tpl
+    /// The offset each owned partition moves to in the next commit.
+    fn offsets_to_commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> Vec<CommitOffset> {
+        let positions: HashMap<(Source, i32), i64> = consumer
+            .position()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .filter_map(|e| match (self.classify(e.topic()), e.offset()) {
+                        (Some(s), Offset::Offset(o)) => Some(((s, e.partition()), o)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let inputs = self.inputs.iter().map(|(p, o)| (Source::Input, *p, o));
+        let tasks = self.tasks.iter().filter_map(|(p, t)| match t {
+            Task::Active(a) => Some((Source::Repartition, *p, &a.offsets)),
+            _ => None,
+        });
+        inputs
+            .chain(tasks)
+            .filter_map(|(source, partition, offsets)| {
+                offsets
+                    .to_commit(positions.get(&(source, partition)).copied())
+                    .map(|offset| CommitOffset {
+                        source,
+                        partition,
+                        offset,
+                    })
+            })
+            .collect()
     }
 
     fn has_work(&self) -> bool {
@@ -492,15 +493,16 @@ impl Engine {
                 .any(|t| matches!(t, Task::Active(a) if a.counts.is_dirty()))
     }
 
-    /// Commits everything consumed so far. On failure the transaction is
-    /// aborted and the session marked broken: it restarts from the last commit.
+    /// Commits everything consumed so far. A failed commit is aborted and
+    /// its work redone from the last commit; when even that is in doubt, or
+    /// it keeps failing, the session ends.
     pub fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         if self.broken.is_some() {
             return;
         }
         self.last_commit = Instant::now();
         let offsets = self.offsets_to_commit(consumer);
-        if offsets.count() == 0 && !self.has_work() {
+        if offsets.is_empty() && !self.has_work() {
             self.flush_tally();
             return;
         }
@@ -509,10 +511,18 @@ impl Engine {
         let m = &shared.metrics;
         match self.try_commit(consumer, &offsets) {
             Ok(()) => {
-                for e in offsets.elements() {
-                    if let Offset::Offset(o) = e.offset() {
-                        let repartition = e.topic() == self.settings.repartition_topic;
-                        self.committed.insert((repartition, e.partition()), o);
+                for c in &offsets {
+                    match c.source {
+                        Source::Input => {
+                            if let Some(o) = self.inputs.get_mut(&c.partition) {
+                                o.committed(c.offset);
+                            }
+                        }
+                        Source::Repartition => {
+                            if let Some(Task::Active(t)) = self.tasks.get_mut(&c.partition) {
+                                t.offsets.committed(c.offset);
+                            }
+                        }
                     }
                 }
                 m.commit_duration_seconds.observe(started.elapsed().as_secs_f64());
@@ -522,14 +532,14 @@ impl Engine {
             }
             Err(e) => {
                 m.commits.get_or_create(&m.kind("failed")).inc();
-                self.sink.abort();
                 self.failed_commits += 1;
-                if e.is_fatal() || self.failed_commits >= MAX_COMMIT_FAILURES {
-                    tracing::error!(error = %e, "commit failed; restarting the session from the last commit");
-                    self.broken = Some(format!("commit failed: {e}"));
+                if let Err(abort) = self.sink.abort() {
+                    self.set_broken(format!("commit failed ({e}) and so did the abort ({abort})"));
+                } else if e.is_fatal() || self.failed_commits >= MAX_COMMIT_FAILURES {
+                    self.set_broken(format!("commit failed: {e}"));
                 } else {
-                    // Typically a rebalance in progress (stale generation): the
-                    // transaction is aborted and its work redone after it.
+                    // Typically a rebalance in progress (stale generation or
+                    // member epoch): the transaction is aborted and its work redone.
                     tracing::warn!(error = %e, "commit failed; transaction aborted, resuming from the last commit");
                     self.rewind_to_last_commit(consumer);
                 }
@@ -540,10 +550,10 @@ impl Engine {
     fn try_commit<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
-        offsets: &TopicPartitionList,
+        offsets: &[CommitOffset],
     ) -> Result<(), CommitError> {
         let started = Instant::now();
-        let s = &self.settings;
+        let s = self.settings.clone();
         self.sink.init()?;
         self.sink.begin()?;
         for (video_id, c) in self.combiner.drain() {
@@ -564,18 +574,33 @@ impl Engine {
         for dl in self.dead_letters.drain(..) {
             send_dead_letter(&self.sink, &s.dead_letter_topic, dl)?;
         }
+        let positions: HashMap<i32, i64> = offsets
+            .iter()
+            .filter(|c| c.source == Source::Repartition)
+            .map(|c| (c.partition, c.offset))
+            .collect();
         let mut plans: Vec<(i32, CommitPlan)> = Vec::new();
         for (&p, task) in self.tasks.iter_mut() {
             let Task::Active(task) = task else { continue };
-            if !task.counts.is_dirty() {
+            let position = positions.get(&p).copied();
+            if !task.counts.is_dirty() && position.is_none() {
                 continue;
             }
-            let plan = task.prepare(&s.specs, s.worker.emit)?;
-            send_plan(&self.sink, s, p, &plan)?;
+            let plan = task.prepare(&s.specs, s.worker.emit, position)?;
+            send_plan(&self.sink, &s, p, &plan)?;
             plans.push((p, plan));
         }
+        let mut tpl = TopicPartitionList::new();
+        for c in offsets {
+            let topic = self.topic(c.source).to_owned();
+            tpl.add_partition_offset(&topic, c.partition, Offset::Offset(c.offset))
+                .map_err(|source| SinkError::Kafka {
+                    step: "listing the offsets to commit",
+                    source,
+                })?;
+        }
         let prepared = Instant::now();
-        let checkpoints = self.sink.commit(offsets, consumer)?;
+        let checkpoints = self.sink.commit(&tpl, consumer)?;
         let committed = Instant::now();
         for (p, plan) in plans {
             if let Some(Task::Active(task)) = self.tasks.get_mut(&p) {
@@ -593,6 +618,13 @@ impl Engine {
             "commit"
         );
         Ok(())
+    }
+}
+
+fn kafka_offset(start: Start) -> Offset {
+    match start {
+        Start::Offset(o) => Offset::Offset(o),
+        Start::Beginning => Offset::Beginning,
     }
 }
 

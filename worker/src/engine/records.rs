@@ -2,7 +2,7 @@
 //! their error headers, and a partition's output and changelog records.
 
 use super::DeadLetter;
-use crate::codec::{self, STREAM_TIME_KEY};
+use crate::codec::{self, POSITION_KEY, STREAM_TIME_KEY};
 use crate::config::Settings;
 use crate::emit::{ChangelogChange, CommitPlan};
 use crate::partitioner::partition_for;
@@ -78,6 +78,7 @@ pub(super) fn send_plan(
                 None,
             ),
             ChangelogChange::StreamTime(st) => (STREAM_TIME_KEY.to_vec(), Some(codec::encode_i64(*st))),
+            ChangelogChange::Position(o) => (POSITION_KEY.to_vec(), Some(codec::encode_i64(*o))),
         };
         sink.send(Record {
             topic: &s.changelog_topic,

@@ -55,13 +55,13 @@ impl Engine {
     pub fn publish_status(&mut self) {
         self.status_changed = false;
         let mut status = self.shared.status_mut();
-        status.inputs = self.inputs.clone();
+        status.inputs = self.inputs.keys().copied().collect();
         status.partitions = self
             .tasks
             .iter()
             .map(|(p, t)| {
                 let view = match t {
-                    Task::Restoring(job) => PartitionView {
+                    Task::Restoring { job, .. } => PartitionView {
                         phase: Phase::Restoring,
                         store: None,
                         restore: job.progress.clone(),
@@ -116,7 +116,7 @@ impl Engine {
     pub fn dump(&self, lag: &BTreeMap<(String, i32), i64>) {
         tracing::info!(
             instance = %self.settings.instance_id,
-            input_partitions = ?self.inputs,
+            input_partitions = ?self.inputs.keys().collect::<Vec<_>>(),
             combined_records = self.combiner.records(),
             combined_events = self.combiner.events(),
             dead_letters_pending = self.dead_letters.len(),
@@ -131,10 +131,11 @@ impl Engine {
                     stream_time = ?a.counts.stream_time(),
                     committed_stream_time = ?a.counts.committed_stream_time(),
                     windows_in_memory = a.counts.touched_windows(),
+                    next_offset = a.offsets.next(),
                     store = %a.store.path().display(),
                     "dump: partition"
                 ),
-                Task::Restoring(job) => tracing::info!(
+                Task::Restoring { job, .. } => tracing::info!(
                     partition = p,
                     state = "restoring",
                     restored = job.progress.restored.load(std::sync::atomic::Ordering::Relaxed),

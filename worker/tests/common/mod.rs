@@ -185,7 +185,11 @@ impl WorkerProcess {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_videocounter-worker"))
+        // VIDEOCOUNTER_WORKER_BIN runs another build (for example an older
+        // version, to reproduce a bug) under the same test.
+        let binary = std::env::var("VIDEOCOUNTER_WORKER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_videocounter-worker").to_owned());
+        let child = Command::new(binary)
             .arg("--config")
             .arg(&self.config)
             .arg("--instance-id")
