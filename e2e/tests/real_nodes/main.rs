@@ -11,6 +11,7 @@
 //! figures of the README:
 //! `cargo test --release -p videocounter-e2e --test real_nodes -- --ignored --nocapture`.
 
+mod bad_rollout;
 mod figures;
 mod gateway;
 mod ground;
