@@ -93,6 +93,27 @@ impl RealNodes {
     }
 }
 
+/// Label of the namespaces `NodeNamespace` makes: the id of the test process.
+const RUN_LABEL: &str = "videocounter.io/e2e-run";
+
+/// Deletes the real-node namespaces of earlier test processes: one killed
+/// mid-test never dropped its namespace, and its pods would keep running
+/// (and taking CPU) on the nodes. Once per process.
+fn prune_earlier_runs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let selector = format!("{RUN_LABEL},{RUN_LABEL}!={}", std::process::id());
+        let out = try_run(kubectl().args(["delete", "namespaces", "-l", &selector, "--wait=false"]));
+        let deleted = stdout(&out);
+        if !deleted.trim().is_empty() {
+            eprintln!(
+                "namespaces of earlier test runs on the real nodes: {}",
+                deleted.trim()
+            );
+        }
+    });
+}
+
 /// A namespace whose pods run on the real nodes, enforcing the `restricted`
 /// Pod Security Standard; deleted with everything in it on drop.
 pub struct NodeNamespace {
@@ -101,6 +122,7 @@ pub struct NodeNamespace {
 
 impl NodeNamespace {
     pub fn new(nodes: &RealNodes, prefix: &str) -> Self {
+        prune_earlier_runs();
         let name = crate::unique_name(prefix);
         let ns = serde_json::json!({
             "apiVersion": "v1",
@@ -111,6 +133,7 @@ impl NodeNamespace {
                 "labels": {
                     "pod-security.kubernetes.io/enforce": "restricted",
                     "pod-security.kubernetes.io/warn": "restricted",
+                    RUN_LABEL: std::process::id().to_string(),
                 },
             },
         });
