@@ -32,7 +32,7 @@ kafka_configure() {
   # address, advertised as such: pods cannot reach 127.0.0.1.
   local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT" advertised="PLAINTEXT://127.0.0.1:$KAFKA_PORT"
   if node_has_network; then
-    port_free_any "$KAFKA_BRIDGE_PORT" "kafka's listener for pods"
+    port_free_any "$KAFKA_BRIDGE_PORT" "kafka's listener for pods" VIDEOCOUNTER_KAFKA_BRIDGE_PORT
     listeners="$listeners,BRIDGE://$HOST_IP:$KAFKA_BRIDGE_PORT"
     advertised="$advertised,BRIDGE://$HOST_IP:$KAFKA_BRIDGE_PORT"
   fi

@@ -50,10 +50,11 @@ node_preflight() {
   fi
 }
 
-# port_free_any PORT NAME: nothing listens on PORT on any address.
+# port_free_any PORT NAME VARIABLE: nothing listens on PORT on any address;
+# else fail naming what holds it and the variable that moves it.
 port_free_any() {
   if ss -Htln "sport = :$1" | grep -q .; then
-    die "port $1 (for $2) is already in use: $(ss -Htlnp "sport = :$1" | head -n1). Stop what holds it or set VIDEOCOUNTER_*_PORT."
+    die "port $1 (for $2) is already in use: $(ss -Htlnp "sport = :$1" | head -n1). Stop what holds it, or set $3 to a free port."
   fi
 }
 

@@ -172,8 +172,8 @@ kubelet_ready() {
 kubelet_start() {
   local n=$1 svc=kubelet-$1 d; d=$(node_dir "$1")
   pid_alive "$svc" && return 0
-  port_free_any "$(node_kubelet_port "$n")" "kubelet of $n"
-  port_free_any "$(node_healthz_port "$n")" "kubelet healthz of $n"
+  port_free_any "$(node_kubelet_port "$n")" "kubelet of $n" "VIDEOCOUNTER_KUBELET_PORT (node i uses it + i-1)"
+  port_free_any "$(node_healthz_port "$n")" "kubelet healthz of $n" "VIDEOCOUNTER_KUBELET_HEALTHZ_PORT (node i uses it + i-1)"
   kubelet_config "$n"
   node_cgroup_make "$n"
   say "starting kubelet $KUBERNETES_VERSION as $n on $(node_ip "$n"):$(node_kubelet_port "$n") (log: $LOG_DIR/$svc.log)"
