@@ -202,7 +202,7 @@ fn run_session(
         // Warm shutdown: commit the in-flight batch before leaving, within
         // most of the shutdown timeout (the rest is for closing).
         let deadline = Instant::now() + settings.shutdown_timeout.mul_f64(0.6);
-        engine().prepare_shutdown(deadline);
+        engine().prepare_shutdown(&consumer, deadline);
         engine().commit(&consumer);
         if let Some(b) = engine().broken() {
             tracing::error!(
@@ -211,7 +211,7 @@ fn run_session(
             );
         }
     }
-    engine().close_all();
+    engine().close_all(&consumer);
     let closing = Instant::now();
     drop(consumer);
     tracing::info!(close_ms = closing.elapsed().as_millis() as u64, "left the group");
@@ -225,7 +225,7 @@ fn poll_loop(consumer: &BaseConsumer<SessionContext>, shared: &Shared) -> Result
             tracing::info!("shutdown requested: committing and leaving");
             return Ok(());
         }
-        {
+        let committing = {
             let mut engine = context.engine();
             if let Some(reason) = engine.broken() {
                 return Err(SessionError::Broken(reason.to_owned()));
@@ -235,16 +235,18 @@ fn poll_loop(consumer: &BaseConsumer<SessionContext>, shared: &Shared) -> Result
                 let lag = context.lag.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 engine.dump(&lag);
             }
-        }
-        // Process everything that is already fetched, then do housekeeping again.
-        let mut timeout = Duration::from_millis(50);
+            engine.committing()
+        };
+        // Process everything that is already fetched, then do housekeeping
+        // again; soon when a commit runs, to start the next one when it ends.
+        let mut timeout = Duration::from_millis(if committing { 2 } else { 50 });
         for _ in 0..10_000 {
             match consumer.poll(timeout) {
                 Some(Ok(m)) => {
                     let mut engine = context.engine();
                     engine.process(&m);
                     if engine.commit_due() {
-                        engine.commit(consumer);
+                        engine.commit_if_due(consumer);
                     }
                 }
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {

@@ -36,7 +36,8 @@ impl Engine {
         // First assignment of the session: take over the transactional id now,
         // which also aborts a crashed predecessor's open transaction, so its
         // offsets and changelog records are stable at once.
-        if let Err(e) = self.sink.init() {
+        // (While a commit runs the producer is on its thread: it is initialized then.)
+        if let Some(Err(e)) = self.sink.as_mut().map(|s| s.init()) {
             self.set_broken(format!("cannot initialize the transactional producer: {e}"));
             return;
         }
@@ -182,7 +183,8 @@ impl Engine {
         let m = &self.shared.metrics;
         m.rebalances.get_or_create(&m.kind("lost")).inc();
         tracing::warn!(lost = ?partition_names(tpl), "partitions lost; discarding uncommitted work");
-        if let Err(e) = self.sink.abort() {
+        self.collect_commit(consumer, true);
+        if let Some(Err(e)) = self.sink.as_mut().map(|s| s.abort()) {
             self.set_broken(format!(
                 "partitions lost and the open transaction could not be aborted: {e}"
             ));

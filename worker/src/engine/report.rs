@@ -105,7 +105,8 @@ impl Engine {
             rss_mib = resident_mib(),
             stores_mib = stores >> 20,
             block_cache_mib = self.resources.block_cache_bytes() >> 20,
-            producer_queue = self.sink.queued(),
+            producer_queue = self.sink.as_ref().map_or(-1, |s| s.queued()),
+            committing = self.committing(),
             combined_records = self.combiner.records(),
             windows_in_memory = self.pending_summary().1,
             "dump: memory"
