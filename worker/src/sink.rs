@@ -211,6 +211,7 @@ impl Sink {
         offsets: &TopicPartitionList,
         metadata: Option<&ConsumerGroupMetadata>,
     ) -> Result<HashMap<i32, i64>, SinkError> {
+        let started = Instant::now();
         if offsets.count() > 0 {
             let metadata = metadata.ok_or(SinkError::NoGroupMetadata)?;
             self.producer
@@ -220,7 +221,16 @@ impl Sink {
                     source,
                 })?;
         }
+        let offsets_sent = started.elapsed();
+        self.deliver_all()?;
+        let delivered = started.elapsed();
         self.commit_transaction()?;
+        tracing::debug!(
+            send_offsets_ms = offsets_sent.as_secs_f64() * 1e3,
+            deliver_ms = (delivered - offsets_sent).as_secs_f64() * 1e3,
+            end_transaction_ms = (started.elapsed() - delivered).as_secs_f64() * 1e3,
+            "transaction"
+        );
         self.delivery_failure()?;
         Ok(self.take_changelog_offsets())
     }
@@ -231,12 +241,7 @@ impl Sink {
         offsets: &TopicPartitionList,
         consumer: &BaseConsumer<C>,
     ) -> Result<HashMap<i32, i64>, SinkError> {
-        self.producer
-            .flush(self.timeout())
-            .map_err(|source| SinkError::Kafka {
-                step: "flushing",
-                source,
-            })?;
+        self.deliver_all()?;
         self.delivery_failure()?;
         if offsets.count() > 0 {
             consumer
@@ -247,6 +252,26 @@ impl Sink {
                 })?;
         }
         Ok(self.take_changelog_offsets())
+    }
+
+    /// Waits until every record sent is delivered (its report served).
+    /// rdkafka's own `flush`, which `commit_transaction` starts with, sleeps in
+    /// steps of 100 ms while anything is outstanding: that step alone was most
+    /// of a commit. After this its flush finds nothing left.
+    fn deliver_all(&self) -> Result<(), SinkError> {
+        let deadline = Instant::now() + self.timeout();
+        // Sends what lingers at once (the time-out it reports is expected).
+        let _ = self.producer.flush(Duration::ZERO);
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                return Err(SinkError::Kafka {
+                    step: "delivering the records",
+                    source: KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut),
+                });
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     fn take_changelog_offsets(&self) -> HashMap<i32, i64> {

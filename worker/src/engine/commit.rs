@@ -52,11 +52,19 @@ pub(super) struct InFlight {
 
 impl Job {
     fn run(mut self) -> (Sink, Result<(), CommitError>) {
-        let result = self
+        let started = Instant::now();
+        let committed = self
             .sink
             .commit_transaction_with(&self.offsets, self.metadata.as_ref())
-            .map_err(CommitError::from)
-            .and_then(|checkpoints| apply_plans(&self.plans, &checkpoints));
+            .map_err(CommitError::from);
+        let transaction = started.elapsed();
+        let result = committed.and_then(|checkpoints| apply_plans(&self.plans, &checkpoints));
+        tracing::debug!(
+            transaction_ms = transaction.as_secs_f64() * 1e3,
+            store_ms = (started.elapsed() - transaction).as_secs_f64() * 1e3,
+            partitions = self.offsets.count(),
+            "commit"
+        );
         (self.sink, result)
     }
 }
@@ -136,6 +144,10 @@ impl Engine {
         };
         let started = Instant::now();
         let prepared = self.prepare_commit(&mut sink, &offsets);
+        tracing::debug!(
+            prepare_ms = started.elapsed().as_secs_f64() * 1e3,
+            "commit prepared"
+        );
         let (plans, prepared) = match prepared {
             Ok(p) => p,
             Err(e) => {
