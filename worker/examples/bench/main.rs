@@ -6,7 +6,8 @@
 //! 3. A fresh worker (exactly-once, windows 1/5/10 min, `onUpdate`) runs from
 //!    process start until the group committed the whole input and
 //!    repartition topics: at the default 100 ms commit interval (the
-//!    headline), at 1 s, and at 100 ms with 1,000,000 distinct ids. Each
+//!    headline), at 1 s, with two consumer sessions (`--threads 2`), and at
+//!    100 ms with 1,000,000 distinct ids. Each
 //!    with its rate, its share of the bare consumer's, CPU per event, peak
 //!    RSS and commits.
 //! 4. Event -> output latency at half the 100 ms rate (see `latency.rs`).
@@ -120,6 +121,7 @@ async fn main() {
     let (raw, raw_cpu) = load::raw_consume(&topic, a.events);
     let default = worker::run_to_end(&topic, a.events, "100ms", &[]).await;
     let slow = worker::run_to_end(&topic, a.events, "1s", &[]).await;
+    let two = worker::run_to_end(&topic, a.events, "100ms", &["--threads", "2"]).await;
     let distinct = a.distinct_ids;
     let (distinct_topic, _) = load::preloaded(a.distinct_events, a.span_ms, |i| (i * 7_919) % distinct).await;
     let (distinct_raw, _) = load::raw_consume(&distinct_topic, a.distinct_events);
@@ -131,6 +133,7 @@ async fn main() {
     println!("| bare consumer of the input (the limit) | {raw:.0} | 100% | {raw_cpu:.2} | | | |");
     row("worker, commitInterval 100ms (default)", &default, raw);
     row("worker, commitInterval 1s", &slow, raw);
+    row("worker, 100ms, --threads 2 (two consumer sessions)", &two, raw);
     row(
         &format!(
             "worker, 100ms, {} distinct ids (bare consumer {distinct_raw:.0}/s)",

@@ -98,7 +98,7 @@ impl Engine {
             self.set_broken(format!("cannot pause partitions while they restore: {e}"));
         }
         self.status_changed = true;
-        self.shared.status_mut().joined = true;
+        self.shared.slot_mut(self.slot).joined = true;
         self.publish_status();
     }
 
@@ -204,7 +204,7 @@ impl Engine {
                 }
                 Some(Source::Repartition) => {
                     if let Some(task) = self.tasks.remove(&p) {
-                        self.shared.status_mut().partitions.remove(&p);
+                        self.shared.slot_mut(self.slot).partitions.remove(&p);
                         task.close(p);
                     }
                 }
@@ -212,7 +212,7 @@ impl Engine {
             }
         }
         self.status_changed = true;
-        self.shared.status_mut().joined = true;
+        self.shared.slot_mut(self.slot).joined = true;
         self.publish_status();
     }
 }

@@ -132,6 +132,8 @@ pub struct Engine {
     failed_commits: u32,
     /// Set when the session must end: nothing more is processed or committed.
     broken: Option<String>,
+    /// This session's place in the process's status.
+    slot: usize,
 }
 
 impl Engine {
@@ -141,6 +143,7 @@ impl Engine {
         sink: Sink,
         kafka: ClientConfig,
         resources: StoreResources,
+        slot: usize,
     ) -> Self {
         Self {
             combiner: Combiner::new(settings.bucket_ms),
@@ -160,6 +163,7 @@ impl Engine {
             status_changed: true,
             failed_commits: 0,
             broken: None,
+            slot,
         }
     }
 
@@ -450,7 +454,7 @@ impl Engine {
             task.close(p);
         }
         self.inputs.clear();
-        self.shared.status_mut().partitions.clear();
+        self.shared.slot_mut(self.slot).partitions.clear();
         self.publish_status();
     }
 }
