@@ -1,9 +1,10 @@
 //! Committing, overlapped with processing. Kafka allows one open transaction
 //! per producer, so commits are strictly one after the other, but the poll
-//! loop does not wait for them: a commit is prepared on the processing
-//! thread (the records it writes are sent, the offsets and plans fixed),
-//! then committed on a thread of its own while the next records are
-//! processed into memory. The next commit starts once that one is done, so a
+//! loop does not wait for them: the processing thread only takes a commit's
+//! work out of its state (the combined records, dead letters, each
+//! partition's pending counts, the offsets: moves, no I/O); a thread of its
+//! own reads the stores, sends the records, commits the transaction and
+//! writes the stores, while the next records are processed into memory. The next commit starts once that one is done, so a
 //! slow commit makes the next one bigger, not the consumer idle.
 //!
 //! After a commit each partition's offsets and stream time move to what
@@ -11,8 +12,11 @@
 //! the next one. A failed commit is aborted and everything since the last
 //! good one is redone (see [`Engine::rewind_to_last_commit`]).
 
-use super::{CommitError, CommitOffset, Engine, MAX_COMMIT_FAILURES, MAX_PENDING, Source};
+use super::{CommitError, CommitOffset, DeadLetter, Engine, MAX_COMMIT_FAILURES, MAX_PENDING, Source};
 use crate::codec;
+use crate::combiner::Combined;
+use crate::config::Settings;
+use crate::task::PendingCounts;
 use crate::emit::CommitPlan;
 use crate::partitioner::partition_for;
 use crate::sink::{Record, Sink, SinkError};
@@ -32,40 +36,103 @@ pub(super) struct Prepared {
     offsets: Vec<CommitOffset>,
     /// Per counting partition: the stream time this commit writes.
     stream_times: Vec<(i32, Option<i64>)>,
-    /// Output records per window size.
-    outputs: Vec<u64>,
     started: Instant,
 }
 
-/// The work of the commit thread: the Kafka commit, then the store writes.
-struct Job {
-    sink: Sink,
-    offsets: TopicPartitionList,
-    metadata: Option<ConsumerGroupMetadata>,
-    plans: Vec<(i32, Arc<PartitionStore>, CommitPlan)>,
+/// What the commit thread did, for the metrics.
+#[derive(Default)]
+struct Written {
+    repartitioned: u64,
+    /// Output records per window size.
+    outputs: Vec<u64>,
 }
 
+/// One commit's work, taken from the processing state in a moment: the
+/// combined records, dead letters and each partition's pending counts. The
+/// commit thread turns it into records and store writes.
+struct Job {
+    settings: Arc<Settings>,
+    combined: Vec<(String, Combined)>,
+    dead_letters: Vec<DeadLetter>,
+    tasks: Vec<(i32, Arc<PartitionStore>, PendingCounts, Option<i64>)>,
+}
+
+type Outcome = Result<Written, CommitError>;
+
 pub(super) struct InFlight {
-    handle: JoinHandle<(Sink, Result<(), CommitError>)>,
+    handle: JoinHandle<(Sink, Outcome)>,
     prepared: Prepared,
 }
 
 impl Job {
-    fn run(mut self) -> (Sink, Result<(), CommitError>) {
+    /// Opens the transaction and sends everything it writes: the combined
+    /// records, the dead letters, and each counting partition's outputs,
+    /// changelog records and new position. Returns the store writes.
+    #[allow(clippy::type_complexity)]
+    fn send(self, sink: &mut Sink) -> Result<(Vec<(i32, Arc<PartitionStore>, CommitPlan)>, Written), CommitError> {
+        let s = &self.settings;
+        let mut written = Written {
+            outputs: vec![0; s.specs.len()],
+            ..Written::default()
+        };
+        sink.init()?;
+        sink.begin()?;
+        for (video_id, c) in self.combined {
+            let value = codec::encode_repartition_value(c.count, c.max_ts);
+            sink.send(Record {
+                topic: &s.repartition_topic,
+                partition: Some(partition_for(video_id.as_bytes(), s.partitions)),
+                key: Some(video_id.as_bytes()),
+                value: Some(&value),
+                // Event time travels in the value. The record carries the
+                // processing time, so the topic's time-based retention never
+                // deletes unprocessed records of old (replayed) events.
+                timestamp: None,
+                headers: None,
+            })?;
+            written.repartitioned += 1;
+        }
+        for dl in self.dead_letters {
+            send_dead_letter(sink, &s.dead_letter_topic, dl)?;
+        }
+        let mut plans = Vec::new();
+        for (p, store, pending, position) in self.tasks {
+            let plan = pending.plan(&store, &s.specs, s.worker.emit, position)?;
+            send_plan(sink, s, p, &plan)?;
+            for w in &plan.outputs {
+                written.outputs[w.id.window] += 1;
+            }
+            plans.push((p, store, plan));
+        }
+        Ok((plans, written))
+    }
+
+    /// Exactly-once, on the commit thread: the records, the transaction with
+    /// the offsets, then the store writes.
+    fn run(
+        self,
+        mut sink: Sink,
+        offsets: TopicPartitionList,
+        metadata: Option<ConsumerGroupMetadata>,
+    ) -> (Sink, Outcome) {
         let started = Instant::now();
-        let committed = self
-            .sink
-            .commit_transaction_with(&self.offsets, self.metadata.as_ref())
-            .map_err(CommitError::from);
-        let transaction = started.elapsed();
-        let result = committed.and_then(|checkpoints| apply_plans(&self.plans, &checkpoints));
-        tracing::debug!(
-            transaction_ms = transaction.as_secs_f64() * 1e3,
-            store_ms = (started.elapsed() - transaction).as_secs_f64() * 1e3,
-            partitions = self.offsets.count(),
-            "commit"
-        );
-        (self.sink, result)
+        let outcome = self.send(&mut sink).and_then(|(plans, written)| {
+            let sent = started.elapsed();
+            let checkpoints = sink
+                .commit_transaction_with(&offsets, metadata.as_ref())
+                .map_err(CommitError::from)?;
+            let committed = started.elapsed();
+            apply_plans(&plans, &checkpoints)?;
+            tracing::debug!(
+                send_ms = sent.as_secs_f64() * 1e3,
+                transaction_ms = (committed - sent).as_secs_f64() * 1e3,
+                store_ms = (started.elapsed() - committed).as_secs_f64() * 1e3,
+                partitions = offsets.count(),
+                "commit"
+            );
+            Ok(written)
+        });
+        (sink, outcome)
     }
 }
 
@@ -143,127 +210,78 @@ impl Engine {
             return;
         };
         let started = Instant::now();
-        let prepared = self.prepare_commit(&mut sink, &offsets);
-        tracing::debug!(
-            prepare_ms = started.elapsed().as_secs_f64() * 1e3,
-            "commit prepared"
-        );
-        let (plans, prepared) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                self.sink = Some(sink);
-                self.commit_failed(consumer, e);
-                return;
-            }
-        };
+        let (job, stream_times) = self.take_job(&offsets);
         let prepared = Prepared {
             offsets,
+            stream_times,
             started,
-            ..prepared
         };
         let mut tpl = TopicPartitionList::new();
         for c in &prepared.offsets {
             let _ = tpl.add_partition_offset(self.topic(c.source), c.partition, Offset::Offset(c.offset));
         }
         if sink.is_transactional() {
-            let job = Job {
-                sink,
-                metadata: if tpl.count() > 0 {
-                    consumer.group_metadata()
-                } else {
-                    None
-                },
-                offsets: tpl,
-                plans,
-            };
+            let metadata = if tpl.count() > 0 { consumer.group_metadata() } else { None };
             let handle = std::thread::Builder::new()
                 .name("commit".into())
-                .spawn(move || job.run());
+                .spawn(move || job.run(sink, tpl, metadata));
             match handle {
                 Ok(handle) => self.in_flight = Some(InFlight { handle, prepared }),
                 Err(e) => self.set_broken(format!("cannot start the commit thread: {e}")),
             }
         } else {
-            let result = sink
-                .flush_and_commit(&tpl, consumer)
-                .map_err(CommitError::from)
-                .and_then(|checkpoints| apply_plans(&plans, &checkpoints));
+            let outcome = job.send(&mut sink).and_then(|(plans, written)| {
+                let checkpoints = sink.flush_and_commit(&tpl, consumer)?;
+                apply_plans(&plans, &checkpoints)?;
+                Ok(written)
+            });
             self.sink = Some(sink);
-            self.finish_commit(consumer, prepared, result);
+            self.finish_commit(consumer, prepared, outcome);
         }
     }
 
-    /// Opens the transaction and sends everything it writes: the combined
-    /// records, the dead letters, and each counting partition's outputs,
-    /// changelog records and new position.
-    #[allow(clippy::type_complexity)]
-    fn prepare_commit(
-        &mut self,
-        sink: &mut Sink,
-        offsets: &[CommitOffset],
-    ) -> Result<(Vec<(i32, Arc<PartitionStore>, CommitPlan)>, Prepared), CommitError> {
-        let s = self.settings.clone();
-        sink.init()?;
-        sink.begin()?;
-        for (video_id, c) in self.combiner.drain() {
-            let value = codec::encode_repartition_value(c.count, c.max_ts);
-            sink.send(Record {
-                topic: &s.repartition_topic,
-                partition: Some(partition_for(video_id.as_bytes(), s.partitions)),
-                key: Some(video_id.as_bytes()),
-                value: Some(&value),
-                // Event time travels in the value. The record carries the
-                // processing time, so the topic's time-based retention never
-                // deletes unprocessed records of old (replayed) events.
-                timestamp: None,
-                headers: None,
-            })?;
-            self.tally.repartitioned += 1;
-        }
-        for dl in self.dead_letters.drain(..) {
-            send_dead_letter(sink, &s.dead_letter_topic, dl)?;
-        }
+    /// Takes what the next commit writes out of the processing state (cheap:
+    /// moves, no I/O), so processing goes on while it is written.
+    fn take_job(&mut self, offsets: &[CommitOffset]) -> (Job, Vec<(i32, Option<i64>)>) {
         let positions: HashMap<i32, i64> = offsets
             .iter()
             .filter(|c| c.source == Source::Repartition)
             .map(|c| (c.partition, c.offset))
             .collect();
-        let mut plans = Vec::new();
+        let mut tasks = Vec::new();
         let mut stream_times = Vec::new();
-        let mut outputs = vec![0; s.specs.len()];
         for (&p, task) in self.tasks.iter_mut() {
             let Task::Active(task) = task else { continue };
             let position = positions.get(&p).copied();
             if !task.counts.is_dirty() && position.is_none() {
                 continue;
             }
-            let plan = task.prepare(&s.specs, s.worker.emit, position)?;
-            send_plan(sink, &s, p, &plan)?;
-            for w in &plan.outputs {
-                outputs[w.id.window] += 1;
-            }
-            stream_times.push((p, task.counts.stream_time()));
-            plans.push((p, task.store.clone(), plan));
+            let pending = task.take_pending();
+            stream_times.push((p, pending.new_stream_time));
+            tasks.push((p, task.store.clone(), pending, position));
         }
-        let prepared = Prepared {
-            offsets: Vec::new(),
-            stream_times,
-            outputs,
-            started: Instant::now(),
+        let job = Job {
+            settings: self.settings.clone(),
+            combined: self.combiner.drain(),
+            dead_letters: std::mem::take(&mut self.dead_letters),
+            tasks,
         };
-        Ok((plans, prepared))
+        (job, stream_times)
     }
 
     fn finish_commit<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         prepared: Prepared,
-        result: Result<(), CommitError>,
+        outcome: Outcome,
     ) {
-        if let Err(e) = result {
-            self.commit_failed(consumer, e);
-            return;
-        }
+        let written = match outcome {
+            Ok(w) => w,
+            Err(e) => {
+                self.commit_failed(consumer, e);
+                return;
+            }
+        };
         for c in &prepared.offsets {
             match c.source {
                 Source::Input => {
@@ -283,9 +301,10 @@ impl Engine {
                 t.counts.mark_committed(st);
             }
         }
-        for (w, n) in prepared.outputs.into_iter().enumerate() {
+        for (w, n) in written.outputs.into_iter().enumerate() {
             self.tally.outputs[w] += n;
         }
+        self.tally.repartitioned += written.repartitioned;
         let m = &self.shared.metrics;
         m.commit_duration_seconds
             .observe(prepared.started.elapsed().as_secs_f64());
