@@ -70,7 +70,7 @@ fn main() -> std::process::ExitCode {
     });
     runtime.spawn(signals.listen(shared.clone()));
 
-    session::run(settings, shared);
+    session::run_all(settings, shared);
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     std::process::ExitCode::SUCCESS
 }

@@ -36,7 +36,8 @@ impl Engine {
         // First assignment of the session: take over the transactional id now,
         // which also aborts a crashed predecessor's open transaction, so its
         // offsets and changelog records are stable at once.
-        if let Err(e) = self.sink.init() {
+        // (While a commit runs the producer is on its thread: it is initialized then.)
+        if let Some(Err(e)) = self.sink.as_mut().map(|s| s.init()) {
             self.set_broken(format!("cannot initialize the transactional producer: {e}"));
             return;
         }
@@ -97,7 +98,7 @@ impl Engine {
             self.set_broken(format!("cannot pause partitions while they restore: {e}"));
         }
         self.status_changed = true;
-        self.shared.status_mut().joined = true;
+        self.shared.slot_mut(self.slot).joined = true;
         self.publish_status();
     }
 
@@ -182,7 +183,8 @@ impl Engine {
         let m = &self.shared.metrics;
         m.rebalances.get_or_create(&m.kind("lost")).inc();
         tracing::warn!(lost = ?partition_names(tpl), "partitions lost; discarding uncommitted work");
-        if let Err(e) = self.sink.abort() {
+        self.collect_commit(consumer, true);
+        if let Some(Err(e)) = self.sink.as_mut().map(|s| s.abort()) {
             self.set_broken(format!(
                 "partitions lost and the open transaction could not be aborted: {e}"
             ));
@@ -202,7 +204,7 @@ impl Engine {
                 }
                 Some(Source::Repartition) => {
                     if let Some(task) = self.tasks.remove(&p) {
-                        self.shared.status_mut().partitions.remove(&p);
+                        self.shared.slot_mut(self.slot).partitions.remove(&p);
                         task.close(p);
                     }
                 }
@@ -210,7 +212,7 @@ impl Engine {
             }
         }
         self.status_changed = true;
-        self.shared.status_mut().joined = true;
+        self.shared.slot_mut(self.slot).joined = true;
         self.publish_status();
     }
 }

@@ -14,11 +14,9 @@ use crate::codec::{self, DecodeError};
 use crate::combiner::Combiner;
 use crate::config::Settings;
 use crate::counts::PartitionCounts;
-use crate::emit::CommitPlan;
-use crate::partitioner::partition_for;
 use crate::positions::{PartitionOffsets, Start};
 use crate::restore::{RestoreJob, RestoreParams};
-use crate::sink::{Record, Sink, SinkError};
+use crate::sink::{Sink, SinkError};
 use crate::state::Shared;
 use crate::store::{StoreError, StoreResources};
 use crate::task::{ActiveTask, Task};
@@ -31,10 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod assign;
+mod commit;
 mod records;
 mod report;
-
-use records::{send_dead_letter, send_plan};
 
 /// Commit early when a commit interval gathers this many combined records or
 /// touched windows: it bounds the memory of one transaction (with a million
@@ -116,7 +113,9 @@ struct CommitOffset {
 pub struct Engine {
     settings: Arc<Settings>,
     shared: Arc<Shared>,
-    sink: Sink,
+    /// The producer; away on the commit thread while a commit runs.
+    sink: Option<Sink>,
+    in_flight: Option<commit::InFlight>,
     kafka: ClientConfig,
     resources: StoreResources,
     combiner: Combiner,
@@ -133,6 +132,8 @@ pub struct Engine {
     failed_commits: u32,
     /// Set when the session must end: nothing more is processed or committed.
     broken: Option<String>,
+    /// This session's place in the process's status.
+    slot: usize,
 }
 
 impl Engine {
@@ -142,6 +143,7 @@ impl Engine {
         sink: Sink,
         kafka: ClientConfig,
         resources: StoreResources,
+        slot: usize,
     ) -> Self {
         Self {
             combiner: Combiner::new(settings.bucket_ms),
@@ -149,7 +151,8 @@ impl Engine {
             tally: Tally::new(settings.specs.len()),
             settings,
             shared,
-            sink,
+            sink: Some(sink),
+            in_flight: None,
             kafka,
             resources,
             dead_letters: Vec::new(),
@@ -160,6 +163,7 @@ impl Engine {
             status_changed: true,
             failed_commits: 0,
             broken: None,
+            slot,
         }
     }
 
@@ -168,8 +172,11 @@ impl Engine {
     }
 
     /// A warm shutdown: every Kafka call from now on ends by `deadline`.
-    pub fn prepare_shutdown(&mut self, deadline: Instant) {
-        self.sink.set_deadline(deadline);
+    pub fn prepare_shutdown<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, deadline: Instant) {
+        self.collect_commit(consumer, true);
+        if let Some(sink) = self.sink.as_mut() {
+            sink.set_deadline(deadline);
+        }
     }
 
     /// Ends the session from outside the engine (a failed rebalance).
@@ -266,7 +273,8 @@ impl Engine {
         });
     }
 
-    /// Whether a commit is due: the interval passed, or too much is pending.
+    /// Whether to look at committing now (cheap, called per record): the
+    /// interval passed, or too much is pending.
     pub fn commit_due(&mut self) -> bool {
         self.since_check += 1;
         if self.since_check < 64 {
@@ -282,9 +290,7 @@ impl Engine {
     /// Periodic work between records: finished restores, status, the commit clock.
     pub fn housekeeping<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         self.finish_restores(consumer);
-        if self.last_commit.elapsed() >= self.commit_interval {
-            self.commit(consumer);
-        }
+        self.commit_if_due(consumer);
         if self.status_changed {
             self.publish_status();
         }
@@ -441,183 +447,15 @@ impl Engine {
         }
     }
 
-    /// Releases everything (end of session).
-    pub fn close_all(&mut self) {
+    /// Releases everything (end of session), after the running commit.
+    pub fn close_all<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.collect_commit(consumer, true);
         for (p, task) in std::mem::take(&mut self.tasks) {
             task.close(p);
         }
         self.inputs.clear();
-        self.shared.status_mut().partitions.clear();
+        self.shared.slot_mut(self.slot).partitions.clear();
         self.publish_status();
-    }
-
-    /// The offset each owned partition moves to in the next commit.
-    fn offsets_to_commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> Vec<CommitOffset> {
-        let positions: HashMap<(Source, i32), i64> = consumer
-            .position()
-            .map(|tpl| {
-                tpl.elements()
-                    .iter()
-                    .filter_map(|e| match (self.classify(e.topic()), e.offset()) {
-                        (Some(s), Offset::Offset(o)) => Some(((s, e.partition()), o)),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let inputs = self.inputs.iter().map(|(p, o)| (Source::Input, *p, o));
-        let tasks = self.tasks.iter().filter_map(|(p, t)| match t {
-            Task::Active(a) => Some((Source::Repartition, *p, &a.offsets)),
-            _ => None,
-        });
-        inputs
-            .chain(tasks)
-            .filter_map(|(source, partition, offsets)| {
-                offsets
-                    .to_commit(positions.get(&(source, partition)).copied())
-                    .map(|offset| CommitOffset {
-                        source,
-                        partition,
-                        offset,
-                    })
-            })
-            .collect()
-    }
-
-    fn has_work(&self) -> bool {
-        !self.combiner.is_empty()
-            || !self.dead_letters.is_empty()
-            || self
-                .tasks
-                .values()
-                .any(|t| matches!(t, Task::Active(a) if a.counts.is_dirty()))
-    }
-
-    /// Commits everything consumed so far. A failed commit is aborted and
-    /// its work redone from the last commit; when even that is in doubt, or
-    /// it keeps failing, the session ends.
-    pub fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
-        if self.broken.is_some() {
-            return;
-        }
-        self.last_commit = Instant::now();
-        let offsets = self.offsets_to_commit(consumer);
-        if offsets.is_empty() && !self.has_work() {
-            self.flush_tally();
-            return;
-        }
-        let started = Instant::now();
-        let shared = self.shared.clone();
-        let m = &shared.metrics;
-        match self.try_commit(consumer, &offsets) {
-            Ok(()) => {
-                for c in &offsets {
-                    match c.source {
-                        Source::Input => {
-                            if let Some(o) = self.inputs.get_mut(&c.partition) {
-                                o.committed(c.offset);
-                            }
-                        }
-                        Source::Repartition => {
-                            if let Some(Task::Active(t)) = self.tasks.get_mut(&c.partition) {
-                                t.offsets.committed(c.offset);
-                            }
-                        }
-                    }
-                }
-                m.commit_duration_seconds.observe(started.elapsed().as_secs_f64());
-                m.commits.get_or_create(&m.kind("ok")).inc();
-                self.failed_commits = 0;
-                self.flush_tally();
-            }
-            Err(e) => {
-                m.commits.get_or_create(&m.kind("failed")).inc();
-                self.failed_commits += 1;
-                if let Err(abort) = self.sink.abort() {
-                    self.set_broken(format!("commit failed ({e}) and so did the abort ({abort})"));
-                } else if e.is_fatal() || self.failed_commits >= MAX_COMMIT_FAILURES {
-                    self.set_broken(format!("commit failed: {e}"));
-                } else {
-                    // Typically a rebalance in progress (stale generation or
-                    // member epoch): the transaction is aborted and its work redone.
-                    tracing::warn!(error = %e, "commit failed; transaction aborted, resuming from the last commit");
-                    self.rewind_to_last_commit(consumer);
-                }
-            }
-        }
-    }
-
-    fn try_commit<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        offsets: &[CommitOffset],
-    ) -> Result<(), CommitError> {
-        let started = Instant::now();
-        let s = self.settings.clone();
-        self.sink.init()?;
-        self.sink.begin()?;
-        for (video_id, c) in self.combiner.drain() {
-            let value = codec::encode_repartition_value(c.count, c.max_ts);
-            self.sink.send(Record {
-                topic: &s.repartition_topic,
-                partition: Some(partition_for(video_id.as_bytes(), s.partitions)),
-                key: Some(video_id.as_bytes()),
-                value: Some(&value),
-                // Event time travels in the value. The record carries the
-                // processing time, so the topic's time-based retention never
-                // deletes unprocessed records of old (replayed) events.
-                timestamp: None,
-                headers: None,
-            })?;
-            self.tally.repartitioned += 1;
-        }
-        for dl in self.dead_letters.drain(..) {
-            send_dead_letter(&self.sink, &s.dead_letter_topic, dl)?;
-        }
-        let positions: HashMap<i32, i64> = offsets
-            .iter()
-            .filter(|c| c.source == Source::Repartition)
-            .map(|c| (c.partition, c.offset))
-            .collect();
-        let mut plans: Vec<(i32, CommitPlan)> = Vec::new();
-        for (&p, task) in self.tasks.iter_mut() {
-            let Task::Active(task) = task else { continue };
-            let position = positions.get(&p).copied();
-            if !task.counts.is_dirty() && position.is_none() {
-                continue;
-            }
-            let plan = task.prepare(&s.specs, s.worker.emit, position)?;
-            send_plan(&self.sink, &s, p, &plan)?;
-            plans.push((p, plan));
-        }
-        let mut tpl = TopicPartitionList::new();
-        for c in offsets {
-            let topic = self.topic(c.source).to_owned();
-            tpl.add_partition_offset(&topic, c.partition, Offset::Offset(c.offset))
-                .map_err(|source| SinkError::Kafka {
-                    step: "listing the offsets to commit",
-                    source,
-                })?;
-        }
-        let prepared = Instant::now();
-        let checkpoints = self.sink.commit(&tpl, consumer)?;
-        let committed = Instant::now();
-        for (p, plan) in plans {
-            if let Some(Task::Active(task)) = self.tasks.get_mut(&p) {
-                task.store.apply_plan(&plan, checkpoints.get(&p).map(|o| o + 1))?;
-                task.counts.mark_committed();
-            }
-            for w in &plan.outputs {
-                self.tally.outputs[w.id.window] += 1;
-            }
-        }
-        tracing::debug!(
-            prepare_ms = (prepared - started).as_millis() as u64,
-            transaction_ms = (committed - prepared).as_millis() as u64,
-            store_ms = committed.elapsed().as_millis() as u64,
-            "commit"
-        );
-        Ok(())
     }
 }
 
