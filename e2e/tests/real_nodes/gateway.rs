@@ -54,9 +54,20 @@ fn a_like_posted_to_the_gateway_pod_is_counted() {
         counted.iter().all(|(_, c)| *c == 1),
         "one like, counted once per window: {counted:?}"
     );
-    let view = eventually("the gateway's count", Duration::from_secs(30), || {
-        let (code, body) = http(addr, "GET", &format!("/videos/{video}/counts"), "")?;
-        (code == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap())
-    });
-    assert_eq!(view["counts"]["1min"]["count"], 1, "{view}");
+    // The gateway reads each output topic on its own: wait for all of them.
+    let view = eventually(
+        "the gateway's counts of every window",
+        Duration::from_secs(30),
+        || {
+            let (code, body) = http(addr, "GET", &format!("/videos/{video}/counts"), "")?;
+            let view: serde_json::Value = (code == 200).then(|| serde_json::from_str(&body).unwrap())?;
+            d.windows
+                .iter()
+                .all(|w| view["counts"][&w.label].is_object())
+                .then_some(view)
+        },
+    );
+    for w in &d.windows {
+        assert_eq!(view["counts"][&w.label]["count"], 1, "{view}");
+    }
 }

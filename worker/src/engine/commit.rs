@@ -16,11 +16,11 @@ use super::{CommitError, CommitOffset, DeadLetter, Engine, MAX_COMMIT_FAILURES, 
 use crate::codec;
 use crate::combiner::Combined;
 use crate::config::Settings;
-use crate::task::PendingCounts;
 use crate::emit::CommitPlan;
 use crate::partitioner::partition_for;
 use crate::sink::{Record, Sink, SinkError};
 use crate::store::PartitionStore;
+use crate::task::PendingCounts;
 use crate::task::Task;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata};
 use rdkafka::{Offset, TopicPartitionList};
@@ -69,7 +69,10 @@ impl Job {
     /// records, the dead letters, and each counting partition's outputs,
     /// changelog records and new position. Returns the store writes.
     #[allow(clippy::type_complexity)]
-    fn send(self, sink: &mut Sink) -> Result<(Vec<(i32, Arc<PartitionStore>, CommitPlan)>, Written), CommitError> {
+    fn send(
+        self,
+        sink: &mut Sink,
+    ) -> Result<(Vec<(i32, Arc<PartitionStore>, CommitPlan)>, Written), CommitError> {
         let s = &self.settings;
         let mut written = Written {
             outputs: vec![0; s.specs.len()],
@@ -221,7 +224,11 @@ impl Engine {
             let _ = tpl.add_partition_offset(self.topic(c.source), c.partition, Offset::Offset(c.offset));
         }
         if sink.is_transactional() {
-            let metadata = if tpl.count() > 0 { consumer.group_metadata() } else { None };
+            let metadata = if tpl.count() > 0 {
+                consumer.group_metadata()
+            } else {
+                None
+            };
             let handle = std::thread::Builder::new()
                 .name("commit".into())
                 .spawn(move || job.run(sink, tpl, metadata));
