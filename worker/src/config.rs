@@ -2,8 +2,8 @@
 //! (`videocounter_protocol::WorkerConfig`), overridden by flags with
 //! environment fallbacks, validated once at start.
 
-use crate::counts::MAX_WINDOWS;
-use crate::window::{WindowSpec, combine_bucket_ms};
+use crate::count::counts::MAX_WINDOWS;
+use crate::count::window::{WindowSpec, combine_bucket_ms};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;

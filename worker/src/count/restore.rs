@@ -3,9 +3,9 @@
 //! the store is missing or unusable. Runs on its own thread so the other
 //! partitions keep being processed.
 
+use crate::count::store::{PartitionStore, StoreError, StoreResources, wipe};
+use crate::count::window::WindowSpec;
 use crate::kafka::{TRANSACTION_TIMEOUT, plain_consumer_config};
-use crate::store::{PartitionStore, StoreError, StoreResources, wipe};
-use crate::window::WindowSpec;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;

@@ -3,10 +3,10 @@
 //! and the shutdown and dump requests.
 
 use crate::config::Settings;
-use crate::metrics::Metrics;
-use crate::owners::OwnerDirectory;
-use crate::restore::RestoreProgress;
-use crate::store::PartitionStore;
+use crate::count::restore::RestoreProgress;
+use crate::count::store::PartitionStore;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::owners::OwnerDirectory;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};

@@ -2,13 +2,13 @@
 //! group consumer, poll loop) and the supervisor that restarts sessions
 //! after failures without ever crashing the process.
 
+use crate::commit::sink::{Sink, SinkError};
 use crate::config::Settings;
-use crate::engine::Engine;
+use crate::count::store::StoreResources;
+use crate::engine::{Engine, SessionEnd};
 use crate::kafka::{self, KafkaSetupError};
-use crate::metrics::TopicPartitionLabel;
-use crate::sink::{Sink, SinkError};
-use crate::state::Shared;
-use crate::store::StoreResources;
+use crate::runtime::metrics::TopicPartitionLabel;
+use crate::runtime::state::Shared;
 use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -135,7 +135,10 @@ impl ConsumerContext for SessionContext {
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "applying the rebalance failed");
-            self.engine().fail(format!("applying a rebalance failed: {e}"));
+            self.engine().fail(SessionEnd::Consumer {
+                action: "apply a rebalance",
+                source: e,
+            });
         }
     }
 }
@@ -238,7 +241,7 @@ fn run_session(
         engine().commit(&consumer);
         if let Some(b) = engine().broken() {
             tracing::error!(
-                error = b,
+                error = %b,
                 "final commit failed; its transaction is aborted by the broker or the next instance"
             );
         }
@@ -260,7 +263,7 @@ fn poll_loop(consumer: &BaseConsumer<SessionContext>, shared: &Shared) -> Result
         let committing = {
             let mut engine = context.engine();
             if let Some(reason) = engine.broken() {
-                return Err(SessionError::Broken(reason.to_owned()));
+                return Err(SessionError::Broken(reason.to_string()));
             }
             engine.housekeeping(consumer);
             if shared.take_dump_request(context.slot) {
