@@ -2,8 +2,8 @@
 //! (`videocounter_protocol::WorkerConfig`), overridden by flags with
 //! environment fallbacks, validated once at start.
 
-use crate::counts::MAX_WINDOWS;
-use crate::window::{WindowSpec, combine_bucket_ms};
+use crate::count::counts::MAX_WINDOWS;
+use crate::count::window::{WindowSpec, combine_bucket_ms};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,9 +37,10 @@ pub struct Cli {
     pub application_id: Option<String>,
     #[arg(long, env = "VIDEOCOUNTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Consumer group protocol: `consumer` (KIP-848, broker-side assignment) or
-    /// `classic` (cooperative-sticky). See the README for the measurements.
-    #[arg(long, env = "VIDEOCOUNTER_GROUP_PROTOCOL", value_enum, default_value_t = GroupProtocol::Consumer)]
+    /// Consumer group protocol: `classic` (cooperative-sticky; a crashed
+    /// static member gets its partitions back at once) or `consumer` (KIP-848,
+    /// broker-side assignment). See the README for the measurements.
+    #[arg(long, env = "VIDEOCOUNTER_GROUP_PROTOCOL", value_enum, default_value_t = GroupProtocol::Classic)]
     pub group_protocol: GroupProtocol,
     /// Classic protocol only: how long the group waits for a silent member before
     /// moving its partitions (KIP-848 takes it from the broker's

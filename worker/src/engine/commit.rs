@@ -12,24 +12,16 @@
 //! the next one. A failed commit is aborted and everything since the last
 //! good one is redone (see [`Engine::rewind_to_last_commit`]).
 
-use super::{CommitError, CommitOffset, DeadLetter, Engine, MAX_COMMIT_FAILURES, MAX_PENDING, Source};
-use crate::codec;
-use crate::combiner::Combined;
-use crate::config::Settings;
-use crate::emit::CommitPlan;
-use crate::partitioner::partition_for;
-use crate::sink::{Record, Sink, SinkError};
-use crate::store::PartitionStore;
-use crate::task::PendingCounts;
-use crate::task::Task;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata};
+use super::{CommitOffset, Engine, MAX_COMMIT_FAILURES, MAX_PENDING, SessionEnd, Source};
+use crate::commit::sink::{Sink, SinkError};
+use crate::commit::transaction::{Job, Outcome, apply_plans};
+use crate::count::task::Task;
+use crate::engine::CommitError;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
-
-use super::records::{send_dead_letter, send_plan};
 
 /// What a commit was prepared with, to apply once it is known to have gone through.
 pub(super) struct Prepared {
@@ -39,116 +31,9 @@ pub(super) struct Prepared {
     started: Instant,
 }
 
-/// What the commit thread did, for the metrics.
-#[derive(Default)]
-struct Written {
-    repartitioned: u64,
-    /// Output records per window size.
-    outputs: Vec<u64>,
-}
-
-/// One commit's work, taken from the processing state in a moment: the
-/// combined records, dead letters and each partition's pending counts. The
-/// commit thread turns it into records and store writes.
-struct Job {
-    settings: Arc<Settings>,
-    combined: Vec<(String, Combined)>,
-    dead_letters: Vec<DeadLetter>,
-    tasks: Vec<(i32, Arc<PartitionStore>, PendingCounts, Option<i64>)>,
-}
-
-type Outcome = Result<Written, CommitError>;
-
 pub(super) struct InFlight {
     handle: JoinHandle<(Sink, Outcome)>,
     prepared: Prepared,
-}
-
-impl Job {
-    /// Opens the transaction and sends everything it writes: the combined
-    /// records, the dead letters, and each counting partition's outputs,
-    /// changelog records and new position. Returns the store writes.
-    #[allow(clippy::type_complexity)]
-    fn send(
-        self,
-        sink: &mut Sink,
-    ) -> Result<(Vec<(i32, Arc<PartitionStore>, CommitPlan)>, Written), CommitError> {
-        let s = &self.settings;
-        let mut written = Written {
-            outputs: vec![0; s.specs.len()],
-            ..Written::default()
-        };
-        sink.init()?;
-        sink.begin()?;
-        for (video_id, c) in self.combined {
-            let value = codec::encode_repartition_value(c.count, c.max_ts);
-            sink.send(Record {
-                topic: &s.repartition_topic,
-                partition: Some(partition_for(video_id.as_bytes(), s.partitions)),
-                key: Some(video_id.as_bytes()),
-                value: Some(&value),
-                // Event time travels in the value. The record carries the
-                // processing time, so the topic's time-based retention never
-                // deletes unprocessed records of old (replayed) events.
-                timestamp: None,
-                headers: None,
-            })?;
-            written.repartitioned += 1;
-        }
-        for dl in self.dead_letters {
-            send_dead_letter(sink, &s.dead_letter_topic, dl)?;
-        }
-        let mut plans = Vec::new();
-        for (p, store, pending, position) in self.tasks {
-            let plan = pending.plan(&store, &s.specs, s.worker.emit, position)?;
-            send_plan(sink, s, p, &plan)?;
-            for w in &plan.outputs {
-                written.outputs[w.id.window] += 1;
-            }
-            plans.push((p, store, plan));
-        }
-        Ok((plans, written))
-    }
-
-    /// Exactly-once, on the commit thread: the records, the transaction with
-    /// the offsets, then the store writes.
-    fn run(
-        self,
-        mut sink: Sink,
-        offsets: TopicPartitionList,
-        metadata: Option<ConsumerGroupMetadata>,
-    ) -> (Sink, Outcome) {
-        let started = Instant::now();
-        let outcome = self.send(&mut sink).and_then(|(plans, written)| {
-            let sent = started.elapsed();
-            let checkpoints = sink
-                .commit_transaction_with(&offsets, metadata.as_ref())
-                .map_err(CommitError::from)?;
-            let committed = started.elapsed();
-            apply_plans(&plans, &checkpoints)?;
-            tracing::debug!(
-                send_ms = sent.as_secs_f64() * 1e3,
-                transaction_ms = (committed - sent).as_secs_f64() * 1e3,
-                store_ms = (started.elapsed() - committed).as_secs_f64() * 1e3,
-                partitions = offsets.count(),
-                "commit"
-            );
-            Ok(written)
-        });
-        (sink, outcome)
-    }
-}
-
-/// After the transaction committed, each store applies the same writes in
-/// one batch with its changelog checkpoint.
-fn apply_plans(
-    plans: &[(i32, Arc<PartitionStore>, CommitPlan)],
-    checkpoints: &HashMap<i32, i64>,
-) -> Result<(), CommitError> {
-    for (p, store, plan) in plans {
-        store.apply_plan(plan, checkpoints.get(p).map(|o| o + 1))?;
-    }
-    Ok(())
 }
 
 impl Engine {
@@ -194,7 +79,7 @@ impl Engine {
                 self.sink = Some(sink);
                 self.finish_commit(consumer, in_flight.prepared, result);
             }
-            Err(_) => self.set_broken("the commit thread panicked".into()),
+            Err(_) => self.set_broken(SessionEnd::CommitThread("panicked".into())),
         }
     }
 
@@ -209,7 +94,7 @@ impl Engine {
             return;
         }
         let Some(mut sink) = self.sink.take() else {
-            self.set_broken("no producer to commit with".into());
+            self.set_broken(SessionEnd::CommitThread("kept the producer".into()));
             return;
         };
         let started = Instant::now();
@@ -234,7 +119,7 @@ impl Engine {
                 .spawn(move || job.run(sink, tpl, metadata));
             match handle {
                 Ok(handle) => self.in_flight = Some(InFlight { handle, prepared }),
-                Err(e) => self.set_broken(format!("cannot start the commit thread: {e}")),
+                Err(e) => self.set_broken(SessionEnd::CommitThread(format!("cannot start: {e}"))),
             }
         } else {
             let outcome = job.send(&mut sink).and_then(|(plans, written)| {
@@ -331,9 +216,12 @@ impl Engine {
             None => Err(SinkError::Delivery("the producer is gone".into())),
         };
         if let Err(abort) = aborted {
-            self.set_broken(format!("commit failed ({e}) and so did the abort ({abort})"));
+            self.set_broken(SessionEnd::AbortFailed {
+                commit: Box::new(e),
+                abort: Box::new(abort),
+            });
         } else if e.is_fatal() || self.failed_commits >= MAX_COMMIT_FAILURES {
-            self.set_broken(format!("commit failed: {e}"));
+            self.set_broken(SessionEnd::Commit(e));
         } else {
             // Typically a rebalance in progress (stale generation or member
             // epoch): the transaction is aborted and its work redone.

@@ -10,27 +10,30 @@
 //! commit; any doubt about what Kafka holds ends the session instead, and the
 //! next one derives everything again from Kafka.
 
-use crate::codec::{self, DecodeError};
-use crate::combiner::Combiner;
+use crate::commit::sink::{Sink, SinkError};
 use crate::config::Settings;
-use crate::counts::PartitionCounts;
-use crate::positions::{PartitionOffsets, Start};
-use crate::restore::{RestoreJob, RestoreParams};
-use crate::sink::{Sink, SinkError};
-use crate::state::Shared;
-use crate::store::{StoreError, StoreResources};
-use crate::task::{ActiveTask, Task};
+use crate::count::counts::PartitionCounts;
+use crate::count::store::{StoreError, StoreResources};
+use crate::count::task::Task;
+use crate::engine::offsets::{PartitionOffsets, Start};
+use crate::rekey::combiner::Combiner;
+use crate::rekey::dead_letter::DeadLetter;
+use crate::rekey::decode::{DecodeError, decode_input};
+use crate::repartition::decode_repartition;
+use crate::runtime::state::Shared;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod activate;
 mod assign;
 mod commit;
-mod records;
+pub mod offsets;
 mod report;
 
 /// Commit early when a commit interval gathers this many combined records or
@@ -58,6 +61,55 @@ impl CommitError {
     }
 }
 
+/// Why a session must end; the next one derives everything again from Kafka.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnd {
+    #[error("commit failed: {0}")]
+    Commit(CommitError),
+    #[error("commit failed ({commit}) and so did the abort ({abort}): its outcome is unknown")]
+    AbortFailed {
+        commit: Box<CommitError>,
+        abort: Box<SinkError>,
+    },
+    #[error("partitions lost and the open transaction could not be aborted: {0}")]
+    LostAbortFailed(SinkError),
+    #[error("cannot initialize the transactional producer: {0}")]
+    InitProducer(SinkError),
+    #[error("the committed offsets of the assigned partitions are not readable after {waited:?}: {problem}")]
+    UnstableOffsets { waited: Duration, problem: String },
+    #[error("shutting down while waiting for stable committed offsets")]
+    ShuttingDown,
+    #[error("cannot {action} {topic}[{partition}]: {source}")]
+    Partition {
+        action: &'static str,
+        topic: String,
+        partition: i32,
+        source: KafkaError,
+    },
+    #[error("cannot {action}: {source}")]
+    Consumer {
+        action: &'static str,
+        source: KafkaError,
+    },
+    #[error("partition {partition}: {source}")]
+    Store { partition: i32, source: StoreError },
+    #[error("the commit thread {0}")]
+    CommitThread(String),
+}
+
+impl SessionEnd {
+    /// Whether another process with this worker's instance id took over.
+    pub fn fenced_by_another_instance(&self) -> bool {
+        let sink = |e: &CommitError| matches!(e, CommitError::Sink(s) if s.fenced_by_another_instance());
+        match self {
+            SessionEnd::Commit(e) => sink(e),
+            SessionEnd::AbortFailed { commit, abort } => sink(commit) || abort.fenced_by_another_instance(),
+            SessionEnd::InitProducer(e) | SessionEnd::LostAbortFailed(e) => e.fenced_by_another_instance(),
+            _ => false,
+        }
+    }
+}
+
 /// Consecutive failed commits after which the session is rebuilt.
 const MAX_COMMIT_FAILURES: u32 = 5;
 
@@ -66,17 +118,6 @@ const MAX_COMMIT_FAILURES: u32 = 5;
 pub enum Source {
     Input,
     Repartition,
-}
-
-/// A record the worker cannot count, with why.
-struct DeadLetter {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    timestamp: Option<i64>,
-    error: DecodeError,
-    source_topic: String,
-    source_partition: i32,
-    source_offset: i64,
 }
 
 /// Metric counts gathered between commits (atomics per record would cost more).
@@ -131,7 +172,7 @@ pub struct Engine {
     status_changed: bool,
     failed_commits: u32,
     /// Set when the session must end: nothing more is processed or committed.
-    broken: Option<String>,
+    broken: Option<SessionEnd>,
     /// This session's place in the process's status.
     slot: usize,
 }
@@ -167,8 +208,12 @@ impl Engine {
         }
     }
 
-    pub fn broken(&self) -> Option<&str> {
-        self.broken.as_deref()
+    pub fn broken(&self) -> Option<&SessionEnd> {
+        self.broken.as_ref()
+    }
+
+    pub fn take_broken(&mut self) -> Option<SessionEnd> {
+        self.broken.take()
     }
 
     /// A warm shutdown: every Kafka call from now on ends by `deadline`.
@@ -180,11 +225,11 @@ impl Engine {
     }
 
     /// Ends the session from outside the engine (a failed rebalance).
-    pub fn fail(&mut self, reason: String) {
+    pub fn fail(&mut self, reason: SessionEnd) {
         self.set_broken(reason);
     }
 
-    fn set_broken(&mut self, reason: String) {
+    fn set_broken(&mut self, reason: SessionEnd) {
         if self.broken.is_none() {
             tracing::error!(%reason, "ending the session");
             self.broken = Some(reason);
@@ -227,7 +272,7 @@ impl Engine {
                 }
                 self.tally.consumed_input += 1;
                 let format = self.settings.worker.topics.input_format;
-                match codec::decode_input(format, m.payload(), m.timestamp().to_millis()) {
+                match decode_input(format, m.payload(), m.timestamp().to_millis()) {
                     Ok(like) if like.count > 0 => self.combiner.add(&like.video_id, like.count, like.ts),
                     Ok(_) => {}
                     Err(error) => self.dead_letter(m, error),
@@ -241,7 +286,7 @@ impl Engine {
                     return;
                 }
                 self.tally.consumed_repartition += 1;
-                match codec::decode_repartition(m.key(), m.payload()) {
+                match decode_repartition(m.key(), m.payload()) {
                     Ok((id, count, ts)) => {
                         let applied = task.counts.apply(id, count, ts);
                         for w in 0..self.tally.counted.len() {
@@ -262,15 +307,7 @@ impl Engine {
     fn dead_letter(&mut self, m: &BorrowedMessage<'_>, error: DecodeError) {
         *self.tally.dead.entry(error.kind()).or_default() += 1;
         tracing::debug!(topic = m.topic(), partition = m.partition(), offset = m.offset(), %error, "dead-lettering a record");
-        self.dead_letters.push(DeadLetter {
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec),
-            timestamp: m.timestamp().to_millis(),
-            error,
-            source_topic: m.topic().to_owned(),
-            source_partition: m.partition(),
-            source_offset: m.offset(),
-        });
+        self.dead_letters.push(DeadLetter::of(m, error));
     }
 
     /// Whether to look at committing now (cheap, called per record): the
@@ -296,107 +333,6 @@ impl Engine {
         }
     }
 
-    fn finish_restores<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
-        let finished: Vec<i32> = self
-            .tasks
-            .iter()
-            .filter(|(_, t)| match t {
-                Task::Restoring { job, .. } => job.is_finished(),
-                Task::Failed { retry_at, .. } => *retry_at <= Instant::now(),
-                Task::Active(_) => false,
-            })
-            .map(|(p, _)| *p)
-            .collect();
-        for p in finished {
-            let task = match self.tasks.remove(&p) {
-                Some(Task::Restoring { job, group_offset }) => self.activate(consumer, p, job, group_offset),
-                Some(Task::Failed { group_offset, .. }) => Task::Restoring {
-                    job: self.start_restore(p),
-                    group_offset,
-                },
-                Some(other) => other,
-                None => continue,
-            };
-            self.tasks.insert(p, task);
-            self.status_changed = true;
-        }
-    }
-
-    /// A restore finished: the partition resumes at the position its store
-    /// recorded, or the task waits to retry the restore.
-    fn activate<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        p: i32,
-        job: RestoreJob,
-        group_offset: Option<i64>,
-    ) -> Task {
-        let progress = job.progress.clone();
-        let restored = job.join().map_err(|e| e.to_string()).and_then(|store| {
-            ActiveTask::new(store, self.settings.specs.clone(), progress.clone(), group_offset)
-                .map_err(|e| e.to_string())
-        });
-        // Changelog records applied, whether or not the restore then succeeded.
-        self.shared
-            .metrics
-            .restored_records
-            .inc_by(progress.restored.load(std::sync::atomic::Ordering::Relaxed));
-        match restored {
-            Ok((active, start)) => {
-                if start.disagrees_with_group {
-                    tracing::warn!(
-                        partition = p,
-                        store_position = ?start.start,
-                        group_offset,
-                        "the store's position and the group's committed offset differ; resuming at the store's"
-                    );
-                }
-                self.seek_and_resume(consumer, Source::Repartition, p, start.start);
-                Task::Active(active)
-            }
-            Err(error) => {
-                tracing::error!(partition = p, %error, "restore failed; retrying in {RESTORE_RETRY:?}");
-                Task::Failed {
-                    error,
-                    retry_at: Instant::now() + RESTORE_RETRY,
-                    progress,
-                    group_offset,
-                }
-            }
-        }
-    }
-
-    fn seek_and_resume<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        source: Source,
-        partition: i32,
-        start: Start,
-    ) {
-        let topic = self.topic(source).to_owned();
-        if let Err(e) = consumer.seek(&topic, partition, kafka_offset(start), Duration::from_secs(10)) {
-            self.set_broken(format!("cannot seek {topic}[{partition}] to {start:?}: {e}"));
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&topic, partition);
-        if let Err(e) = consumer.resume(&tpl) {
-            self.set_broken(format!("cannot resume {topic}[{partition}]: {e}"));
-        }
-    }
-
-    fn start_restore(&self, partition: i32) -> RestoreJob {
-        RestoreJob::start(RestoreParams {
-            partition,
-            path: self.settings.partition_dir(partition),
-            identity: self.settings.store_identity(partition),
-            specs: self.settings.specs.clone(),
-            resources: self.resources.clone(),
-            changelog_topic: self.settings.changelog_topic.clone(),
-            kafka: self.kafka.clone(),
-        })
-    }
-
     /// Forgets everything since the last commit: combined records, dead
     /// letters and in-memory counts (the stores hold the committed state).
     fn discard_uncommitted(&mut self) {
@@ -408,7 +344,12 @@ impl Engine {
             if let Task::Active(t) = task {
                 match t.store.stream_time() {
                     Ok(st) => t.counts = PartitionCounts::new(self.settings.specs.clone(), st),
-                    Err(e) => failure = Some(format!("partition {p}: {e}")),
+                    Err(e) => {
+                        failure = Some(SessionEnd::Store {
+                            partition: *p,
+                            source: e,
+                        })
+                    }
                 }
             }
         }
@@ -439,11 +380,19 @@ impl Engine {
             Ok(result) => {
                 for e in result.elements() {
                     if let Err(err) = e.error() {
-                        self.set_broken(format!("cannot rewind {}[{}]: {err}", e.topic(), e.partition()));
+                        self.set_broken(SessionEnd::Partition {
+                            action: "rewind",
+                            topic: e.topic().to_owned(),
+                            partition: e.partition(),
+                            source: err,
+                        });
                     }
                 }
             }
-            Err(e) => self.set_broken(format!("cannot rewind to the last commit: {e}")),
+            Err(e) => self.set_broken(SessionEnd::Consumer {
+                action: "rewind to the last commit",
+                source: e,
+            }),
         }
     }
 

@@ -2,8 +2,8 @@
 //! behind readiness and the HTTP API, and the SIGUSR1 dump.
 
 use super::Engine;
-use crate::state::{PartitionView, Phase};
-use crate::task::Task;
+use crate::count::task::Task;
+use crate::runtime::state::{PartitionView, Phase};
 use std::collections::BTreeMap;
 
 impl Engine {
@@ -33,7 +33,7 @@ impl Engine {
         }
         for (reason, n) in t.dead.drain() {
             m.dead_letter_records
-                .get_or_create(&crate::metrics::ReasonLabel {
+                .get_or_create(&crate::runtime::metrics::ReasonLabel {
                     reason: reason.into(),
                 })
                 .inc_by(n);
@@ -44,7 +44,7 @@ impl Engine {
                 other => other.progress().remaining().max(0),
             };
             m.restore_remaining_records
-                .get_or_create(&crate::metrics::PartitionLabel {
+                .get_or_create(&crate::runtime::metrics::PartitionLabel {
                     partition: p.to_string(),
                 })
                 .set(remaining);

@@ -2,7 +2,7 @@
 //! the count deltas of the windows touched since the last commit. Pure and
 //! in memory; the committed counts live in the partition's store.
 
-use crate::window::WindowSpec;
+use crate::count::window::WindowSpec;
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -1,12 +1,12 @@
 //! One counting partition owned by this worker: restoring, active (its store
 //! and its in-memory counts), or failed and waiting to retry its restore.
 
-use crate::counts::{PartitionCounts, WindowId};
-use crate::emit::{self, CommitInput, CommitPlan, WindowCount};
-use crate::positions::{PartitionOffsets, RestoredStart, restored_start};
-use crate::restore::{RestoreJob, RestoreProgress};
-use crate::store::{PartitionStore, StoreError};
-use crate::window::WindowSpec;
+use crate::count::counts::{PartitionCounts, WindowId};
+use crate::count::emit::{self, CommitInput, CommitPlan, WindowCount};
+use crate::count::restore::{RestoreJob, RestoreProgress};
+use crate::count::store::{PartitionStore, StoreError};
+use crate::count::window::WindowSpec;
+use crate::engine::offsets::{PartitionOffsets, RestoredStart, restored_start};
 use std::sync::Arc;
 use std::time::Instant;
 use videocounter_protocol::EmitMode;
