@@ -37,10 +37,7 @@ mod tests {
         counter.inc_by(3);
         let response = response(&registry);
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            OPENMETRICS_CONTENT_TYPE
-        );
+        assert_eq!(response.headers()[header::CONTENT_TYPE], OPENMETRICS_CONTENT_TYPE);
         let text = encode(&registry);
         assert!(text.contains("likes_total 3\n"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -36,7 +36,10 @@ async fn ensure_creates_the_plan_once_with_the_roles_settings() {
     let mut planned: Vec<String> = plan.iter().map(|t| t.name.clone()).collect();
     planned.sort();
     assert_eq!(created, planned);
-    let counts = admin.wait_until_listed(&plan, Duration::from_secs(30)).await.unwrap();
+    let counts = admin
+        .wait_until_listed(&plan, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(counts.len(), plan.len());
     assert!(counts.values().all(|&n| n == 3), "{counts:?}");
     assert_eq!(admin.ensure(&plan, Some(1)).await.unwrap(), Vec::<String>::new());
@@ -53,13 +56,17 @@ async fn a_wrong_partition_count_is_named_and_nothing_is_created() {
     let error = admin().ensure(&plan, Some(1)).await.unwrap_err();
     assert_eq!(error.reason(), "TopicPartitionMismatch");
     assert!(
-        error
-            .to_string()
-            .starts_with(&format!("topic {} has 2 partitions, 4 are needed", repartition.name)),
+        error.to_string().starts_with(&format!(
+            "topic {} has 2 partitions, 4 are needed",
+            repartition.name
+        )),
         "{error}"
     );
     let existing = admin().existing_topics().await.unwrap();
-    assert!(!existing.contains_key(&config.topics.input), "nothing else was created");
+    assert!(
+        !existing.contains_key(&config.topics.input),
+        "nothing else was created"
+    );
 }
 
 #[tokio::test]
@@ -70,7 +77,10 @@ async fn a_changelog_that_is_not_compacted_is_refused() {
     kafka::create_topic(&changelog.name, 1, &[("cleanup.policy", "delete")]).await;
     match admin().ensure(&plan, Some(1)).await {
         Err(TopicError::NotCompacted { topic, policy }) => {
-            assert_eq!((topic.as_str(), policy.as_str()), (changelog.name.as_str(), "delete"))
+            assert_eq!(
+                (topic.as_str(), policy.as_str()),
+                (changelog.name.as_str(), "delete")
+            )
         }
         other => panic!("expected NotCompacted, got {other:?}"),
     }
@@ -88,5 +98,10 @@ async fn an_unreachable_broker_is_named() {
         .expect("ensure gives up within its metadata timeout")
         .unwrap_err();
     assert_eq!(error.reason(), "KafkaUnavailable");
-    assert!(error.to_string().starts_with("Kafka at 127.0.0.1:1 is unreachable"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("Kafka at 127.0.0.1:1 is unreachable"),
+        "{error}"
+    );
 }

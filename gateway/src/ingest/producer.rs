@@ -10,13 +10,13 @@ use crate::error::GatewayError;
 use anyhow::Context;
 use futures::future::join_all;
 use rdkafka::config::ClientConfig;
-use videocounter_shell::kafka::{Credentials, client_config};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use std::sync::RwLock;
 use std::time::Duration;
 use videocounter_protocol::InputFormat;
 use videocounter_protocol::config::KafkaConnection;
+use videocounter_shell::kafka::{Credentials, client_config};
 
 #[derive(Debug, Clone)]
 pub struct ProducerSettings {

@@ -73,8 +73,14 @@ pub fn client_config(
             }
             if let Some(sasl) = &conn.sasl {
                 c.set("sasl.mechanisms", sasl.mechanism.as_librdkafka())
-                    .set("sasl.username", read_secret("SASL username", &sasl.username_file)?)
-                    .set("sasl.password", read_secret("SASL password", &sasl.password_file)?);
+                    .set(
+                        "sasl.username",
+                        read_secret("SASL username", &sasl.username_file)?,
+                    )
+                    .set(
+                        "sasl.password",
+                        read_secret("SASL password", &sasl.password_file)?,
+                    );
             }
         }
         Credentials::Values(values) => {

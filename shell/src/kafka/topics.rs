@@ -348,13 +348,19 @@ mod tests {
     #[test]
     fn errors_name_what_is_wrong() {
         let missing = TopicError::Missing(vec!["a".into(), "b".into()]);
-        assert_eq!(missing.to_string(), "topics a, b do not exist and could not be created");
+        assert_eq!(
+            missing.to_string(),
+            "topics a, b do not exist and could not be created"
+        );
         assert_eq!(missing.reason(), "TopicCreationFailed");
         let unreachable = TopicError::Unreachable {
             bootstrap: "k:9092".into(),
             reason: "timed out".into(),
         };
         assert_eq!(unreachable.reason(), "KafkaUnavailable");
-        assert_eq!(unreachable.to_string(), "Kafka at k:9092 is unreachable: timed out");
+        assert_eq!(
+            unreachable.to_string(),
+            "Kafka at k:9092 is unreachable: timed out"
+        );
     }
 }
