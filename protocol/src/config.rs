@@ -1,9 +1,20 @@
 //! The worker's configuration file (YAML, camelCase keys). The operator
 //! writes it into a ConfigMap; people running the worker by hand write it
 //! themselves or use the worker's flags.
+//!
+//! The enums here (input format, emit mode, processing guarantee, security
+//! protocol, SASL mechanism) and the defaults are the one vocabulary: the
+//! operator's `VideoCounter` resource uses the same types and default
+//! functions, so the CRD and the file cannot drift apart.
+//!
+//! A window has one type per stage: `VideoCounter`'s `WindowSpec` (what the
+//! user writes, durations as text), [`WindowConfig`] (this file),
+//! [`ResolvedWindow`] (every default applied, in milliseconds), and the
+//! worker's counting window (sizes as stream-time arithmetic).
 
 use crate::duration::HumanDuration;
 use crate::topics;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -58,13 +69,17 @@ pub struct KafkaConnection {
     pub sasl: Option<SaslFiles>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SecurityProtocol {
+    /// No encryption, no authentication.
     #[default]
     Plaintext,
+    /// TLS encryption (and client certificates when a client certificate is set).
     Ssl,
+    /// SASL authentication without encryption.
     SaslPlaintext,
+    /// SASL authentication over TLS.
     SaslSsl,
 }
 
@@ -103,12 +118,15 @@ pub struct SaslFiles {
     pub password_file: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum SaslMechanism {
+    /// Plain user name and password (use with SASL_SSL).
     #[serde(rename = "PLAIN")]
     Plain,
+    /// Salted challenge-response with SHA-256.
     #[serde(rename = "SCRAM-SHA-256")]
     ScramSha256,
+    /// Salted challenge-response with SHA-512.
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
 }
@@ -150,7 +168,7 @@ impl Default for TopicConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum InputFormat {
     /// The value is the video id as UTF-8 text (the Faust seed's format).
@@ -183,7 +201,7 @@ impl WindowConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum EmitMode {
     /// The new count of every changed window at every commit.
@@ -193,7 +211,7 @@ pub enum EmitMode {
     OnWindowClose,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ProcessingGuarantee {
     /// Outputs, changelog and offsets commit in one Kafka transaction.
@@ -359,10 +377,10 @@ pub fn is_valid_topic_name(name: &str) -> bool {
 fn default_application_id() -> String {
     "videocounter".into()
 }
-fn default_input_topic() -> String {
+pub fn default_input_topic() -> String {
     "video_clicks_ingestion".into()
 }
-fn default_partitions() -> u32 {
+pub fn default_partitions() -> u32 {
     6
 }
 pub fn default_windows() -> Vec<WindowConfig> {
@@ -371,13 +389,13 @@ pub fn default_windows() -> Vec<WindowConfig> {
         .map(|m| WindowConfig::of_size(HumanDuration::from_mins(m)))
         .collect()
 }
-fn default_grace() -> HumanDuration {
+pub fn default_grace() -> HumanDuration {
     HumanDuration::from_secs(10)
 }
-fn default_retention() -> HumanDuration {
+pub fn default_retention() -> HumanDuration {
     HumanDuration::from_mins(30)
 }
-fn default_commit_interval() -> HumanDuration {
+pub fn default_commit_interval() -> HumanDuration {
     HumanDuration::from_millis(100)
 }
 fn default_data_dir() -> PathBuf {

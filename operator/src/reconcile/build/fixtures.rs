@@ -1,7 +1,7 @@
-//! Test scenarios shared by the unit tests of the pure parts.
+//! Test scenarios shared by the unit tests of the pure stages.
 
-use super::BuildSettings;
 use crate::crd::{VideoCounter, VideoCounterSpec};
+use crate::reconcile::validate::{Defaults, ValidCounter, validate};
 use videocounter_protocol::WorkerConfig;
 
 /// The example: 2 replicas, input `video_clicks_ingestion`, windows
@@ -21,12 +21,17 @@ pub fn example() -> VideoCounter {
     vc
 }
 
-pub fn config(vc: &VideoCounter) -> WorkerConfig {
-    crate::render::worker_config(vc).expect("fixture renders")
+pub fn defaults() -> Defaults {
+    Defaults {
+        worker_image: "ghcr.io/videocounter/worker:0.1.0".into(),
+    }
 }
 
-pub fn settings() -> BuildSettings {
-    BuildSettings {
-        default_worker_image: "ghcr.io/videocounter/worker:0.1.0".into(),
-    }
+/// The validated form of `vc`, which must be valid.
+pub fn valid(vc: &VideoCounter) -> ValidCounter {
+    validate(vc, &defaults()).expect("fixture validates")
+}
+
+pub fn config(vc: &VideoCounter) -> WorkerConfig {
+    valid(vc).config
 }
