@@ -204,12 +204,14 @@ pub struct TopicsSpec {
 }
 
 impl Default for TopicsSpec {
+    /// The worker configuration's defaults.
     fn default() -> Self {
+        let topics = config::TopicConfig::default();
         Self {
-            input: default_input_topic(),
-            input_format: InputFormat::default(),
-            partitions: default_partitions(),
-            dead_letter: None,
+            input: topics.input,
+            input_format: topics.input_format,
+            partitions: topics.partitions as i32,
+            dead_letter: topics.dead_letter,
             replication_factor: None,
         }
     }

@@ -78,18 +78,7 @@ pub fn credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kafka() -> KafkaSpec {
-        serde_json::from_value(serde_json::json!({
-            "bootstrapServers": "k:9093",
-            "securityProtocol": "SASL_SSL",
-            "tls": {"ca": {"name": "kafka-ca", "key": "ca.crt"}},
-            "sasl": {"mechanism": "SCRAM-SHA-512",
-                     "username": {"name": "kafka-user", "key": "username"},
-                     "password": {"name": "kafka-user", "key": "password"}}
-        }))
-        .unwrap()
-    }
+    use crate::reconcile::build::fixtures::sasl_ssl_kafka as kafka;
 
     fn secret(name: &str, data: serde_json::Value) -> (String, Secret) {
         let secret =

@@ -167,7 +167,7 @@ fn kafka_connection(kafka: &KafkaSpec) -> KafkaConnection {
 mod tests {
     use super::*;
     use crate::reconcile::build::config_yaml;
-    use crate::reconcile::build::fixtures::{defaults, example};
+    use crate::reconcile::build::fixtures::{defaults, example, sasl_ssl_kafka};
     use crate::reconcile::status::windows_summary;
 
     #[test]
@@ -204,15 +204,7 @@ mod tests {
     #[test]
     fn secrets_become_file_paths() {
         let mut vc = example();
-        vc.spec.kafka = serde_json::from_value(serde_json::json!({
-            "bootstrapServers": "k:9093",
-            "securityProtocol": "SASL_SSL",
-            "tls": {"ca": {"name": "kafka-ca", "key": "ca.crt"}},
-            "sasl": {"mechanism": "SCRAM-SHA-512",
-                     "username": {"name": "kafka-user", "key": "username"},
-                     "password": {"name": "kafka-user", "key": "password"}}
-        }))
-        .unwrap();
+        vc.spec.kafka = sasl_ssl_kafka();
         let config = worker_config(&vc).unwrap();
         let tls = config.kafka.tls.unwrap();
         assert_eq!(

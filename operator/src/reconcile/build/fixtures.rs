@@ -1,6 +1,6 @@
 //! Test scenarios shared by the unit tests of the pure stages.
 
-use crate::crd::{VideoCounter, VideoCounterSpec};
+use crate::crd::{KafkaSpec, VideoCounter, VideoCounterSpec};
 use crate::reconcile::validate::{Defaults, ValidCounter, validate};
 use videocounter_protocol::WorkerConfig;
 
@@ -34,4 +34,17 @@ pub fn valid(vc: &VideoCounter) -> ValidCounter {
 
 pub fn config(vc: &VideoCounter) -> WorkerConfig {
     valid(vc).config
+}
+
+/// SASL over TLS: a CA from Secret `kafka-ca`, user name and password from `kafka-user`.
+pub fn sasl_ssl_kafka() -> KafkaSpec {
+    serde_json::from_value(serde_json::json!({
+        "bootstrapServers": "k:9093",
+        "securityProtocol": "SASL_SSL",
+        "tls": {"ca": {"name": "kafka-ca", "key": "ca.crt"}},
+        "sasl": {"mechanism": "SCRAM-SHA-512",
+                 "username": {"name": "kafka-user", "key": "username"},
+                 "password": {"name": "kafka-user", "key": "password"}}
+    }))
+    .expect("fixture connection")
 }

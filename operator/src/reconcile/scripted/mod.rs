@@ -5,7 +5,6 @@
 //! which it does not (no StatefulSet change, no pod deleted), and the calls
 //! of a rollout step. These run in milliseconds; the tests in
 //! `operator/tests/` run the same paths against a real kube-apiserver.
-//! (Over 400 lines: each scenario spells out every request it expects.)
 
 mod api_server;
 
@@ -13,7 +12,7 @@ use super::build::fixtures::{defaults, example, valid};
 use super::{Context, apply, build, reconcile, roll};
 use crate::crd::VideoCounter;
 use crate::metrics::Metrics;
-use api_server::{ApiServer, apply_echo, echo, exchange, list, not_found};
+use api_server::{ApiServer, Exchange, apply_echo, echo, exchange, list, not_found};
 use http::{Method, StatusCode};
 use kube::Client;
 use kube::runtime::controller::Action;
@@ -65,6 +64,8 @@ const APPS: &str = "/apis/apps/v1/namespaces/media";
 const POLICY: &str = "/apis/policy/v1/namespaces/media";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/media/events";
 const VCS: &str = "/apis/videocounter.io/v1alpha1/namespaces/media/videocounters";
+/// The start of every label selector the reconcile lists its objects by.
+const SELECTOR: &str = "labelSelector=app.kubernetes.io%2Finstance%3Dlikes";
 
 fn event_check(kind: &'static str, reason: &'static str, note: &'static str) -> impl Fn(&Value) + Send {
     move |body| {
@@ -106,53 +107,97 @@ fn pod(ordinal: u32, revision: &str, ready: bool) -> Value {
     })
 }
 
+/// The StatefulSet as the roll stage reads it.
+fn get_stateful_set(answer: Value) -> Exchange {
+    exchange(
+        Method::GET,
+        format!("{APPS}/statefulsets/likes"),
+        StatusCode::OK,
+        answer,
+    )
+}
+
+/// The fresh list of the VideoCounter's pods the roll stage plans from.
+fn list_pods(pods: Vec<Value>) -> Exchange {
+    exchange(
+        Method::GET,
+        format!("{NS}/pods"),
+        StatusCode::OK,
+        list("PodList", pods),
+    )
+    .query(SELECTOR)
+}
+
+/// An Event the reconcile publishes.
+fn event(kind: &'static str, reason: &'static str, note: &'static str) -> Exchange {
+    exchange(Method::POST, EVENTS, StatusCode::CREATED, echo()).check(event_check(kind, reason, note))
+}
+
+/// The status written with server-side apply.
+fn status_patch(vc: &VideoCounter, check: impl Fn(&Value) + Send + 'static) -> Exchange {
+    exchange(
+        Method::PATCH,
+        format!("{VCS}/likes/status"),
+        StatusCode::OK,
+        vc_answer(vc),
+    )
+    .query("fieldManager=videocounter-operator")
+    .check(check)
+}
+
+/// The ConfigMap, both Services and the PDB applied at once, with the
+/// listings that prune what is no longer wanted (nothing here).
+fn apply_group(config_check: impl Fn(&Value) + Send + 'static) -> Vec<Exchange> {
+    vec![
+        apply_echo(Method::PATCH, format!("{NS}/configmaps/likes-config")).check(config_check),
+        apply_echo(Method::PATCH, format!("{NS}/services/likes-headless")),
+        apply_echo(Method::PATCH, format!("{NS}/services/likes")),
+        exchange(
+            Method::GET,
+            format!("{NS}/services"),
+            StatusCode::OK,
+            list("ServiceList", vec![]),
+        )
+        .query(SELECTOR),
+        apply_echo(Method::PATCH, format!("{POLICY}/poddisruptionbudgets/likes")),
+        exchange(
+            Method::GET,
+            format!("{POLICY}/poddisruptionbudgets"),
+            StatusCode::OK,
+            list("PodDisruptionBudgetList", vec![]),
+        )
+        .query(SELECTOR),
+    ]
+}
+
 /// A spec only the operator can reject stops before anything is applied:
 /// one look for the StatefulSet, a Warning Event, the Degraded status.
 #[tokio::test]
 async fn an_invalid_spec_applies_nothing_and_reports_why() {
     let mut vc = example();
     vc.spec.windows[1].output_topic = Some("video_aggregations_1".into());
-    let answer = vc_answer(&vc);
+    let status = status_patch(&vc, |body| {
+        let degraded = condition(body, "Degraded");
+        assert_eq!(degraded["status"], "True");
+        assert_eq!(degraded["reason"], "InvalidSpec");
+        assert_eq!(condition(body, "Progressing")["reason"], "Blocked");
+        assert_eq!(body["status"]["phase"], "Degraded");
+    });
     let action = scripted(
         |ctx| reconcile(Arc::new(vc), ctx),
         |mut server| async move {
+            let absent = not_found("statefulsets \"likes\"");
+            let sts = exchange(
+                Method::GET,
+                format!("{APPS}/statefulsets/likes"),
+                StatusCode::NOT_FOUND,
+                absent,
+            );
+            server.serve(sts).await;
             server
-                .serve(exchange(
-                    Method::GET,
-                    format!("{APPS}/statefulsets/likes"),
-                    StatusCode::NOT_FOUND,
-                    not_found("statefulsets \"likes\""),
-                ))
+                .serve(event("Warning", "InvalidSpec", "is used by another window"))
                 .await;
-            server
-                .serve(
-                    exchange(Method::POST, EVENTS, StatusCode::CREATED, echo()).check(event_check(
-                        "Warning",
-                        "InvalidSpec",
-                        "is used by another window",
-                    )),
-                )
-                .await;
-            server
-                .serve(
-                    exchange(
-                        Method::PATCH,
-                        format!("{VCS}/likes/status"),
-                        StatusCode::OK,
-                        answer,
-                    )
-                    .query("fieldManager=videocounter-operator")
-                    .check(|body| {
-                        let degraded = condition(body, "Degraded");
-                        assert_eq!(
-                            (&degraded["status"], &degraded["reason"]),
-                            (&json!("True"), &json!("InvalidSpec"))
-                        );
-                        assert_eq!(condition(body, "Progressing")["reason"], "Blocked");
-                        assert_eq!(body["status"]["phase"], "Degraded");
-                    }),
-                )
-                .await;
+            server.serve(status).await;
             server
         },
     )
@@ -173,89 +218,40 @@ async fn a_missing_secret_changes_no_worker() {
                  "password": {"name": "kafka-user", "key": "password"}}
     }))
     .unwrap();
-    let answer = vc_answer(&vc);
-    let selector = "labelSelector=app.kubernetes.io%2Finstance%3Dlikes";
+    let status = status_patch(&vc, |body| {
+        assert_eq!(condition(body, "Degraded")["reason"], "SecretNotFound");
+        assert_eq!(body["status"]["updatedReplicas"], 0);
+    });
     let action = scripted(
         |ctx| reconcile(Arc::new(vc), ctx),
         move |mut server| async move {
+            let absent = not_found("secrets \"kafka-user\"");
+            let secret = exchange(
+                Method::GET,
+                format!("{NS}/secrets/kafka-user"),
+                StatusCode::NOT_FOUND,
+                absent,
+            );
+            server.serve(secret).await;
             server
-                .serve(exchange(
-                    Method::GET,
-                    format!("{NS}/secrets/kafka-user"),
-                    StatusCode::NOT_FOUND,
-                    not_found("secrets \"kafka-user\""),
-                ))
+                .serve_any_order(apply_group(|body| {
+                    let text = body["data"]["config.yaml"].as_str().unwrap_or_default();
+                    assert!(text.contains("SASL_PLAINTEXT"), "{text}");
+                }))
                 .await;
             server
-                .serve_any_order(vec![
-                    apply_echo(Method::PATCH, format!("{NS}/configmaps/likes-config")).check(|body| {
-                        let text = body["data"]["config.yaml"].as_str().unwrap_or_default();
-                        assert!(text.contains("SASL_PLAINTEXT"), "{text}");
-                    }),
-                    apply_echo(Method::PATCH, format!("{NS}/services/likes-headless")),
-                    apply_echo(Method::PATCH, format!("{NS}/services/likes")),
-                    exchange(
-                        Method::GET,
-                        format!("{NS}/services"),
-                        StatusCode::OK,
-                        list("ServiceList", vec![]),
-                    )
-                    .query(selector),
-                    apply_echo(Method::PATCH, format!("{POLICY}/poddisruptionbudgets/likes")),
-                    exchange(
-                        Method::GET,
-                        format!("{POLICY}/poddisruptionbudgets"),
-                        StatusCode::OK,
-                        list("PodDisruptionBudgetList", vec![]),
-                    )
-                    .query(selector),
-                ])
+                .serve(get_stateful_set(stateful_set(2, 2, "likes-new", "likes-old")))
                 .await;
             server
-                .serve(exchange(
-                    Method::GET,
-                    format!("{APPS}/statefulsets/likes"),
-                    StatusCode::OK,
-                    stateful_set(2, 2, "likes-new", "likes-old"),
-                ))
+                .serve(list_pods(vec![
+                    pod(0, "likes-old", true),
+                    pod(1, "likes-old", true),
+                ]))
                 .await;
             server
-                .serve(
-                    exchange(
-                        Method::GET,
-                        format!("{NS}/pods"),
-                        StatusCode::OK,
-                        list(
-                            "PodList",
-                            vec![pod(0, "likes-old", true), pod(1, "likes-old", true)],
-                        ),
-                    )
-                    .query("labelSelector="),
-                )
+                .serve(event("Warning", "SecretNotFound", "kafka.sasl.username"))
                 .await;
-            server
-                .serve(
-                    exchange(Method::POST, EVENTS, StatusCode::CREATED, echo()).check(event_check(
-                        "Warning",
-                        "SecretNotFound",
-                        "kafka.sasl.username",
-                    )),
-                )
-                .await;
-            server
-                .serve(
-                    exchange(
-                        Method::PATCH,
-                        format!("{VCS}/likes/status"),
-                        StatusCode::OK,
-                        answer,
-                    )
-                    .check(|body| {
-                        assert_eq!(condition(body, "Degraded")["reason"], "SecretNotFound");
-                        assert_eq!(body["status"]["updatedReplicas"], 0);
-                    }),
-                )
-                .await;
+            server.serve(status).await;
             server
         },
     )
@@ -267,43 +263,17 @@ async fn a_missing_secret_changes_no_worker() {
 /// Once nothing blocks, the StatefulSet is applied after the ConfigMap.
 #[tokio::test]
 async fn the_stateful_set_follows_the_config_map() {
-    let vc = example();
-    let counter = valid(&vc);
+    let counter = valid(&example());
     let children = build::children(&counter);
-    let selector = "labelSelector=app.kubernetes.io%2Finstance%3Dlikes";
     scripted(
         |ctx| async move { apply::children(&ctx, &counter, "media", &children, true).await },
         move |mut server| async move {
-            server
-                .serve_any_order(vec![
-                    apply_echo(Method::PATCH, format!("{NS}/configmaps/likes-config")),
-                    apply_echo(Method::PATCH, format!("{NS}/services/likes-headless")),
-                    apply_echo(Method::PATCH, format!("{NS}/services/likes")),
-                    exchange(
-                        Method::GET,
-                        format!("{NS}/services"),
-                        StatusCode::OK,
-                        list("ServiceList", vec![]),
-                    )
-                    .query(selector),
-                    apply_echo(Method::PATCH, format!("{POLICY}/poddisruptionbudgets/likes")),
-                    exchange(
-                        Method::GET,
-                        format!("{POLICY}/poddisruptionbudgets"),
-                        StatusCode::OK,
-                        list("PodDisruptionBudgetList", vec![]),
-                    )
-                    .query(selector),
-                ])
-                .await;
-            server
-                .serve(
-                    apply_echo(Method::PATCH, format!("{APPS}/statefulsets/likes")).check(|body| {
-                        assert_eq!(body["spec"]["updateStrategy"]["type"], "OnDelete");
-                        assert_eq!(body["spec"]["replicas"], 2);
-                    }),
-                )
-                .await;
+            server.serve_any_order(apply_group(|_| {})).await;
+            let sts = apply_echo(Method::PATCH, format!("{APPS}/statefulsets/likes")).check(|body| {
+                assert_eq!(body["spec"]["updateStrategy"]["type"], "OnDelete");
+                assert_eq!(body["spec"]["replicas"], 2);
+            });
+            server.serve(sts).await;
             server
         },
     )
@@ -320,51 +290,31 @@ async fn a_rollout_step_deletes_one_pod_by_uid() {
         |ctx| async move { roll::roll(&ctx, &vc, "media", 1, true).await },
         |mut server| async move {
             server
-                .serve(exchange(
-                    Method::GET,
-                    format!("{APPS}/statefulsets/likes"),
-                    StatusCode::OK,
-                    stateful_set(3, 3, "likes-new", "likes-old"),
-                ))
+                .serve(get_stateful_set(stateful_set(3, 3, "likes-new", "likes-old")))
                 .await;
             server
-                .serve(exchange(
-                    Method::GET,
-                    format!("{NS}/pods"),
-                    StatusCode::OK,
-                    list(
-                        "PodList",
-                        vec![pod(0, "likes-old", true), pod(1, "likes-old", true)],
-                    ),
-                ))
+                .serve(list_pods(vec![
+                    pod(0, "likes-old", true),
+                    pod(1, "likes-old", true),
+                ]))
                 .await;
+            let delete = exchange(
+                Method::DELETE,
+                format!("{NS}/pods/likes-1"),
+                StatusCode::OK,
+                pod(1, "likes-old", true),
+            )
+            .check(|body| assert_eq!(body["preconditions"]["uid"], "uid-pod-1", "{body}"));
+            server.serve(delete).await;
             server
-                .serve(
-                    exchange(
-                        Method::DELETE,
-                        format!("{NS}/pods/likes-1"),
-                        StatusCode::OK,
-                        pod(1, "likes-old", true),
-                    )
-                    .check(|body| assert_eq!(body["preconditions"]["uid"], "uid-pod-1", "{body}")),
-                )
-                .await;
-            server
-                .serve(
-                    exchange(Method::POST, EVENTS, StatusCode::CREATED, echo()).check(event_check(
-                        "Normal",
-                        "RollingRestart",
-                        "replacing likes-1",
-                    )),
-                )
+                .serve(event("Normal", "RollingRestart", "replacing likes-1"))
                 .await;
             server
         },
     )
     .await
     .unwrap();
-    let plan = observed.plan.unwrap();
-    assert_eq!(plan.delete, ["likes-1"]);
+    assert_eq!(observed.plan.unwrap().delete, ["likes-1"]);
     assert!(observed.revision_current);
 }
 
@@ -377,23 +327,13 @@ async fn a_finished_rollout_is_recorded_and_an_unobserved_template_is_not_rolled
         |ctx| async move { roll::roll(&ctx, &vc, "media", 1, true).await },
         |mut server| async move {
             server
-                .serve(exchange(
-                    Method::GET,
-                    format!("{APPS}/statefulsets/likes"),
-                    StatusCode::OK,
-                    stateful_set(4, 3, "likes-new", "likes-old"),
-                ))
+                .serve(get_stateful_set(stateful_set(4, 3, "likes-new", "likes-old")))
                 .await;
             server
-                .serve(exchange(
-                    Method::GET,
-                    format!("{NS}/pods"),
-                    StatusCode::OK,
-                    list(
-                        "PodList",
-                        vec![pod(0, "likes-old", true), pod(1, "likes-old", true)],
-                    ),
-                ))
+                .serve(list_pods(vec![
+                    pod(0, "likes-old", true),
+                    pod(1, "likes-old", true),
+                ]))
                 .await;
             server
         },
@@ -407,35 +347,23 @@ async fn a_finished_rollout_is_recorded_and_an_unobserved_template_is_not_rolled
         |ctx| async move { roll::roll(&ctx, &vc, "media", 1, true).await },
         |mut server| async move {
             server
-                .serve(exchange(
-                    Method::GET,
-                    format!("{APPS}/statefulsets/likes"),
-                    StatusCode::OK,
-                    stateful_set(3, 3, "likes-new", "likes-old"),
-                ))
+                .serve(get_stateful_set(stateful_set(3, 3, "likes-new", "likes-old")))
                 .await;
             server
-                .serve(exchange(
-                    Method::GET,
-                    format!("{NS}/pods"),
-                    StatusCode::OK,
-                    list(
-                        "PodList",
-                        vec![pod(0, "likes-new", true), pod(1, "likes-new", true)],
-                    ),
-                ))
+                .serve(list_pods(vec![
+                    pod(0, "likes-new", true),
+                    pod(1, "likes-new", true),
+                ]))
                 .await;
-            server
-                .serve(
-                    exchange(
-                        Method::PATCH,
-                        format!("{APPS}/statefulsets/likes/status"),
-                        StatusCode::OK,
-                        stateful_set(3, 3, "likes-new", "likes-new"),
-                    )
-                    .check(|body| assert_eq!(body, &json!({"status": {"currentRevision": "likes-new"}}))),
-                )
-                .await;
+            let done = stateful_set(3, 3, "likes-new", "likes-new");
+            let record = exchange(
+                Method::PATCH,
+                format!("{APPS}/statefulsets/likes/status"),
+                StatusCode::OK,
+                done,
+            )
+            .check(|body| assert_eq!(body, &json!({"status": {"currentRevision": "likes-new"}})));
+            server.serve(record).await;
             server
         },
     )
