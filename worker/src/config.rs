@@ -2,8 +2,8 @@
 //! (`videocounter_protocol::WorkerConfig`), overridden by flags with
 //! environment fallbacks, validated once at start.
 
-use crate::counts::MAX_WINDOWS;
-use crate::window::{WindowSpec, combine_bucket_ms};
+use crate::count::counts::MAX_WINDOWS;
+use crate::count::window::{WindowSpec, combine_bucket_ms};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +51,11 @@ pub struct Cli {
     /// not committed by then is aborted by the broker or the next instance.
     #[arg(long, env = "VIDEOCOUNTER_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: HumanDuration,
+    /// Consumer sessions in this process, each on its own thread with its own
+    /// consumer, producer and share of the partitions: one per CPU to use.
+    /// With more than one, session `i` is the group member `<instance-id>.t<i>`.
+    #[arg(long, env = "VIDEOCOUNTER_THREADS", default_value_t = 1)]
+    pub threads: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +81,8 @@ pub struct Settings {
     pub group_protocol: GroupProtocol,
     pub session_timeout_ms: u64,
     pub shutdown_timeout: std::time::Duration,
+    /// Consumer sessions of the process.
+    pub threads: u16,
     pub specs: Arc<[WindowSpec]>,
     pub input_topic: String,
     pub repartition_topic: String,
@@ -146,6 +153,14 @@ impl Settings {
                 worker.http_listen
             ));
         }
+        if !(1..=256).contains(&cli.threads) {
+            errors.push(format!("threads {} must be between 1 and 256", cli.threads));
+        }
+        if cli.threads > 1 && instance_id.len() + 5 > MAX_VIDEO_ID_BYTES {
+            errors.push(format!(
+                "instanceId {instance_id:?} is too long to add a thread suffix (.t<n>)"
+            ));
+        }
         if cli.session_timeout.as_millis() < 1_000 {
             errors.push("session timeout must be at least 1s".into());
         }
@@ -165,6 +180,7 @@ impl Settings {
             group_protocol: cli.group_protocol,
             session_timeout_ms: cli.session_timeout.as_millis(),
             shutdown_timeout: cli.shutdown_timeout.0,
+            threads: cli.threads,
             bucket_ms: combine_bucket_ms(&specs),
             input_topic: worker.topics.input.clone(),
             repartition_topic: topics::repartition_topic(&app),
@@ -178,6 +194,16 @@ impl Settings {
     }
 
     /// `"{applicationId}-{instanceId}"`: one transactional producer per worker.
+    /// The settings of consumer session `slot`: its own group member and
+    /// transactional id when the process runs several.
+    pub fn for_slot(&self, slot: u16) -> Settings {
+        let mut s = self.clone();
+        if self.threads > 1 {
+            s.instance_id = session_member_id(&self.instance_id, slot);
+        }
+        s
+    }
+
     pub fn transactional_id(&self) -> String {
         format!("{}-{}", self.worker.application_id, self.instance_id)
     }
@@ -227,6 +253,20 @@ fn hostname() -> String {
         .unwrap_or_else(|| "videocounter-worker".into())
 }
 
+/// The group member id of session `slot` of a process: `<instance>.t<slot>`.
+pub fn session_member_id(instance: &str, slot: u16) -> String {
+    format!("{instance}.t{slot}")
+}
+
+/// The process (pod) a group member id belongs to: the member id without
+/// its session suffix.
+pub fn process_of_member(member: &str) -> &str {
+    match member.rsplit_once(".t") {
+        Some((process, slot)) if !slot.is_empty() && slot.bytes().all(|b| b.is_ascii_digit()) => process,
+        _ => member,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +275,24 @@ mod tests {
         let mut all = vec!["videocounter-worker"];
         all.extend_from_slice(args);
         Cli::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn each_session_of_a_process_is_its_own_group_member() {
+        let one = Settings::build(&cli(&["--instance-id", "likes-0"]), None).unwrap();
+        assert_eq!(
+            one.for_slot(0).instance_id,
+            "likes-0",
+            "one session keeps the pod name"
+        );
+        let two = Settings::build(&cli(&["--instance-id", "likes-0", "--threads", "2"]), None).unwrap();
+        assert_eq!(two.for_slot(1).instance_id, "likes-0.t1");
+        assert_eq!(two.for_slot(1).transactional_id(), "videocounter-likes-0.t1");
+        assert_eq!(process_of_member("likes-0.t1"), "likes-0");
+        assert_eq!(process_of_member("likes-0"), "likes-0");
+        assert_eq!(process_of_member("a.tx"), "a.tx");
+        assert_eq!(process_of_member("a.t"), "a.t");
+        assert!(Settings::build(&cli(&["--threads", "0"]), None).is_err());
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub fn base_config(settings: &Settings) -> Result<ClientConfig, KafkaSetupError>
     c.set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("client.id", &settings.instance_id)
         .set("security.protocol", kafka.security_protocol.as_librdkafka());
+    // Troubleshooting: librdkafka's own debug contexts (e.g. `eos,cgrp`), logged at debug level.
+    if let Ok(contexts) = std::env::var("VIDEOCOUNTER_LIBRDKAFKA_DEBUG")
+        && !contexts.is_empty()
+    {
+        c.set("debug", contexts);
+    }
     if let Some(tls) = &kafka.tls {
         for (key, file) in [
             ("ssl.ca.location", &tls.ca_file),
@@ -76,6 +82,11 @@ pub fn consumer_config(base: &ClientConfig, settings: &Settings) -> ClientConfig
         // million messages. Message-count limits and smaller fetches cost more
         // than half the throughput in `make bench`; 32 MiB costs nothing.
         .set("queued.max.messages.kbytes", "32768")
+        // A read_committed fetch that finds nothing new waits up to this long
+        // on the broker, and the count stage reads the re-keyed records only
+        // once their transaction commits: librdkafka's 500 ms default was most
+        // of the event -> output latency.
+        .set("fetch.wait.max.ms", "20")
         .set("statistics.interval.ms", "5000");
     match settings.group_protocol {
         GroupProtocol::Classic => {
@@ -107,7 +118,12 @@ pub fn producer_config(base: &ClientConfig, settings: &Settings) -> ClientConfig
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "65536")
-        .set("message.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string());
+        .set("message.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string())
+        // Right after a commit the coordinator still writes its markers and
+        // answers the next transaction's first requests with "concurrent
+        // transactions": retry those after 10 ms, not librdkafka's 100 ms.
+        .set("retry.backoff.ms", "10")
+        .set("retry.backoff.max.ms", "500");
     if settings.exactly_once() {
         c.set("transactional.id", settings.transactional_id()).set(
             "transaction.timeout.ms",

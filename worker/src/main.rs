@@ -4,10 +4,10 @@
 use clap::Parser;
 use std::sync::Arc;
 use videocounter_worker::config::{Cli, LogFormat, Settings};
-use videocounter_worker::owners::OwnerDirectory;
-use videocounter_worker::signals::Signals;
-use videocounter_worker::state::Shared;
-use videocounter_worker::{http, session};
+use videocounter_worker::runtime::owners::OwnerDirectory;
+use videocounter_worker::runtime::signals::Signals;
+use videocounter_worker::runtime::state::Shared;
+use videocounter_worker::runtime::{http, session};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -70,7 +70,7 @@ fn main() -> std::process::ExitCode {
     });
     runtime.spawn(signals.listen(shared.clone()));
 
-    session::run(settings, shared);
+    session::run_all(settings, shared);
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     std::process::ExitCode::SUCCESS
 }

@@ -10,7 +10,7 @@ use rdkafka::Message;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use videocounter_e2e::kafka::{self, Isolation};
-use videocounter_worker::partitioner::partition_for;
+use videocounter_worker::count::partitioner::partition_for;
 
 fn small_windows(app: &mut TestApp) {
     app.windows = [("10s", 10_000, "10s"), ("30s", 30_000, "30s")]

@@ -4,9 +4,11 @@
 //! both own their share of the partitions, restored), and how long a static
 //! member's restart (SIGTERM, start again with the same instance id, as a
 //! pod's rolling restart) takes, with the rebalance callbacks the other
-//! worker saw meanwhile (0 means the restart did not disturb it).
+//! worker saw meanwhile (0 means the restart did not disturb it), and the
+//! same for a crash (SIGKILL, start again at once: a pod's container restart).
 
-use super::{PARTITIONS, WorkerProcess, configure_app};
+use super::PARTITIONS;
+use super::worker::{WorkerProcess, configure_app};
 use std::time::{Duration, Instant};
 use videocounter_e2e::{kafka, unique_name};
 
@@ -70,6 +72,8 @@ pub struct Figures {
     pub join_s: f64,
     pub restart_s: f64,
     pub other_rebalances_on_restart: f64,
+    pub crash_restart_s: f64,
+    pub other_rebalances_on_crash: f64,
 }
 
 /// One run of the scenario with `protocol`.
@@ -97,6 +101,13 @@ pub async fn measure(protocol: &'static str) -> Figures {
     let restart_s = settled(&mut [&mut a, &mut b], restarted);
     let other_rebalances_on_restart = rebalances(&a) - before;
 
+    let before = rebalances(&a);
+    let crashed = Instant::now();
+    b.kill();
+    let mut b = WorkerProcess::spawn(&config, "member-1", &data(1), &flags);
+    let crash_restart_s = settled(&mut [&mut a, &mut b], crashed);
+    let other_rebalances_on_crash = rebalances(&a) - before;
+
     a.stop();
     b.stop();
     Figures {
@@ -105,18 +116,30 @@ pub async fn measure(protocol: &'static str) -> Figures {
         join_s,
         restart_s,
         other_rebalances_on_restart,
+        crash_restart_s,
+        other_rebalances_on_crash,
     }
 }
 
 /// Both protocols, printed side by side.
 pub async fn run() {
-    println!("group membership ({PARTITIONS} partitions, static members, empty input):");
-    println!("  protocol  first ready  second joins  static restart  other worker's rebalances on restart");
+    println!("group membership ({PARTITIONS} partitions, two static members, empty input):");
+    println!();
+    println!(
+        "| protocol | first ready | second joins | static restart (SIGTERM) | other's rebalances | crash restart (SIGKILL) | other's rebalances |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for protocol in ["consumer", "classic"] {
         let f = measure(protocol).await;
         println!(
-            "  {:<8}  {:>9.2}s  {:>11.2}s  {:>13.2}s  {:>6}",
-            f.protocol, f.first_ready_s, f.join_s, f.restart_s, f.other_rebalances_on_restart
+            "| {} | {:.2}s | {:.2}s | {:.2}s | {} | {:.2}s | {} |",
+            f.protocol,
+            f.first_ready_s,
+            f.join_s,
+            f.restart_s,
+            f.other_rebalances_on_restart,
+            f.crash_restart_s,
+            f.other_rebalances_on_crash
         );
     }
 }

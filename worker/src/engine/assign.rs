@@ -5,9 +5,9 @@
 //! offset commit for it) and the assignment changes while it waits, which
 //! counted whole partitions twice.
 
-use super::{Engine, Source, partition_names};
-use crate::positions::{PartitionOffsets, Start};
-use crate::task::Task;
+use super::{Engine, SessionEnd, Source, partition_names};
+use crate::count::task::Task;
+use crate::engine::offsets::{PartitionOffsets, Start};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -36,8 +36,9 @@ impl Engine {
         // First assignment of the session: take over the transactional id now,
         // which also aborts a crashed predecessor's open transaction, so its
         // offsets and changelog records are stable at once.
-        if let Err(e) = self.sink.init() {
-            self.set_broken(format!("cannot initialize the transactional producer: {e}"));
+        // (While a commit runs the producer is on its thread: it is initialized then.)
+        if let Some(Err(e)) = self.sink.as_mut().map(|s| s.init()) {
+            self.set_broken(SessionEnd::InitProducer(e));
             return;
         }
         tracing::info!(partitions = ?partition_names(tpl), "assignment received; reading the committed offsets");
@@ -76,7 +77,12 @@ impl Engine {
                 Start::Beginning => Offset::Beginning,
             };
             if let Err(e) = tpl.set_partition_offset(&topic, p, offset) {
-                self.set_broken(format!("cannot set the start offset of {topic}[{p}]: {e}"));
+                self.set_broken(SessionEnd::Partition {
+                    action: "set the start offset of",
+                    topic,
+                    partition: p,
+                    source: e,
+                });
             }
         }
         tracing::info!(assigned = ?partition_names(tpl), "partitions assigned");
@@ -94,10 +100,13 @@ impl Engine {
         if pause.count() > 0
             && let Err(e) = consumer.pause(&pause)
         {
-            self.set_broken(format!("cannot pause partitions while they restore: {e}"));
+            self.set_broken(SessionEnd::Consumer {
+                action: "pause partitions while they restore",
+                source: e,
+            });
         }
         self.status_changed = true;
-        self.shared.status_mut().joined = true;
+        self.shared.slot_mut(self.slot).joined = true;
         self.publish_status();
     }
 
@@ -109,7 +118,7 @@ impl Engine {
         &self,
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
-    ) -> Result<HashMap<(Source, i32), Option<i64>>, String> {
+    ) -> Result<HashMap<(Source, i32), Option<i64>>, SessionEnd> {
         let started = Instant::now();
         let mut warned = false;
         loop {
@@ -147,12 +156,13 @@ impl Engine {
                 Err(e) => e.to_string(),
             };
             if self.shared.shutdown_requested() {
-                return Err("shutting down while waiting for stable committed offsets".into());
+                return Err(SessionEnd::ShuttingDown);
             }
             if started.elapsed() > STABLE_OFFSETS_WAIT {
-                return Err(format!(
-                    "the committed offsets of the assigned partitions are not readable after {STABLE_OFFSETS_WAIT:?}: {problem}"
-                ));
+                return Err(SessionEnd::UnstableOffsets {
+                    waited: STABLE_OFFSETS_WAIT,
+                    problem,
+                });
             }
             if !warned && started.elapsed() > Duration::from_secs(2) {
                 tracing::warn!(
@@ -182,10 +192,9 @@ impl Engine {
         let m = &self.shared.metrics;
         m.rebalances.get_or_create(&m.kind("lost")).inc();
         tracing::warn!(lost = ?partition_names(tpl), "partitions lost; discarding uncommitted work");
-        if let Err(e) = self.sink.abort() {
-            self.set_broken(format!(
-                "partitions lost and the open transaction could not be aborted: {e}"
-            ));
+        self.collect_commit(consumer, true);
+        if let Some(Err(e)) = self.sink.as_mut().map(|s| s.abort()) {
+            self.set_broken(SessionEnd::LostAbortFailed(e));
         }
         self.release(tpl);
         if self.broken.is_none() {
@@ -202,7 +211,7 @@ impl Engine {
                 }
                 Some(Source::Repartition) => {
                     if let Some(task) = self.tasks.remove(&p) {
-                        self.shared.status_mut().partitions.remove(&p);
+                        self.shared.slot_mut(self.slot).partitions.remove(&p);
                         task.close(p);
                     }
                 }
@@ -210,7 +219,7 @@ impl Engine {
             }
         }
         self.status_changed = true;
-        self.shared.status_mut().joined = true;
+        self.shared.slot_mut(self.slot).joined = true;
         self.publish_status();
     }
 }

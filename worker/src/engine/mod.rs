@@ -10,31 +10,31 @@
 //! commit; any doubt about what Kafka holds ends the session instead, and the
 //! next one derives everything again from Kafka.
 
-use crate::codec::{self, DecodeError};
-use crate::combiner::Combiner;
+use crate::commit::sink::{Sink, SinkError};
 use crate::config::Settings;
-use crate::counts::PartitionCounts;
-use crate::emit::CommitPlan;
-use crate::partitioner::partition_for;
-use crate::positions::{PartitionOffsets, Start};
-use crate::restore::{RestoreJob, RestoreParams};
-use crate::sink::{Record, Sink, SinkError};
-use crate::state::Shared;
-use crate::store::{StoreError, StoreResources};
-use crate::task::{ActiveTask, Task};
+use crate::count::counts::PartitionCounts;
+use crate::count::store::{StoreError, StoreResources};
+use crate::count::task::Task;
+use crate::engine::offsets::{PartitionOffsets, Start};
+use crate::rekey::combiner::Combiner;
+use crate::rekey::dead_letter::DeadLetter;
+use crate::rekey::decode::{DecodeError, decode_input};
+use crate::repartition::decode_repartition;
+use crate::runtime::state::Shared;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod activate;
 mod assign;
-mod records;
+mod commit;
+pub mod offsets;
 mod report;
-
-use records::{send_dead_letter, send_plan};
 
 /// Commit early when a commit interval gathers this many combined records or
 /// touched windows: it bounds the memory of one transaction (with a million
@@ -61,6 +61,42 @@ impl CommitError {
     }
 }
 
+/// Why a session must end; the next one derives everything again from Kafka.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnd {
+    #[error("commit failed: {0}")]
+    Commit(CommitError),
+    #[error("commit failed ({commit}) and so did the abort ({abort}): its outcome is unknown")]
+    AbortFailed {
+        commit: Box<CommitError>,
+        abort: Box<SinkError>,
+    },
+    #[error("partitions lost and the open transaction could not be aborted: {0}")]
+    LostAbortFailed(SinkError),
+    #[error("cannot initialize the transactional producer: {0}")]
+    InitProducer(SinkError),
+    #[error("the committed offsets of the assigned partitions are not readable after {waited:?}: {problem}")]
+    UnstableOffsets { waited: Duration, problem: String },
+    #[error("shutting down while waiting for stable committed offsets")]
+    ShuttingDown,
+    #[error("cannot {action} {topic}[{partition}]: {source}")]
+    Partition {
+        action: &'static str,
+        topic: String,
+        partition: i32,
+        source: KafkaError,
+    },
+    #[error("cannot {action}: {source}")]
+    Consumer {
+        action: &'static str,
+        source: KafkaError,
+    },
+    #[error("partition {partition}: {source}")]
+    Store { partition: i32, source: StoreError },
+    #[error("the commit thread {0}")]
+    CommitThread(String),
+}
+
 /// Consecutive failed commits after which the session is rebuilt.
 const MAX_COMMIT_FAILURES: u32 = 5;
 
@@ -69,17 +105,6 @@ const MAX_COMMIT_FAILURES: u32 = 5;
 pub enum Source {
     Input,
     Repartition,
-}
-
-/// A record the worker cannot count, with why.
-struct DeadLetter {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    timestamp: Option<i64>,
-    error: DecodeError,
-    source_topic: String,
-    source_partition: i32,
-    source_offset: i64,
 }
 
 /// Metric counts gathered between commits (atomics per record would cost more).
@@ -116,7 +141,9 @@ struct CommitOffset {
 pub struct Engine {
     settings: Arc<Settings>,
     shared: Arc<Shared>,
-    sink: Sink,
+    /// The producer; away on the commit thread while a commit runs.
+    sink: Option<Sink>,
+    in_flight: Option<commit::InFlight>,
     kafka: ClientConfig,
     resources: StoreResources,
     combiner: Combiner,
@@ -132,7 +159,9 @@ pub struct Engine {
     status_changed: bool,
     failed_commits: u32,
     /// Set when the session must end: nothing more is processed or committed.
-    broken: Option<String>,
+    broken: Option<SessionEnd>,
+    /// This session's place in the process's status.
+    slot: usize,
 }
 
 impl Engine {
@@ -142,6 +171,7 @@ impl Engine {
         sink: Sink,
         kafka: ClientConfig,
         resources: StoreResources,
+        slot: usize,
     ) -> Self {
         Self {
             combiner: Combiner::new(settings.bucket_ms),
@@ -149,7 +179,8 @@ impl Engine {
             tally: Tally::new(settings.specs.len()),
             settings,
             shared,
-            sink,
+            sink: Some(sink),
+            in_flight: None,
             kafka,
             resources,
             dead_letters: Vec::new(),
@@ -160,24 +191,28 @@ impl Engine {
             status_changed: true,
             failed_commits: 0,
             broken: None,
+            slot,
         }
     }
 
-    pub fn broken(&self) -> Option<&str> {
-        self.broken.as_deref()
+    pub fn broken(&self) -> Option<&SessionEnd> {
+        self.broken.as_ref()
     }
 
     /// A warm shutdown: every Kafka call from now on ends by `deadline`.
-    pub fn prepare_shutdown(&mut self, deadline: Instant) {
-        self.sink.set_deadline(deadline);
+    pub fn prepare_shutdown<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, deadline: Instant) {
+        self.collect_commit(consumer, true);
+        if let Some(sink) = self.sink.as_mut() {
+            sink.set_deadline(deadline);
+        }
     }
 
     /// Ends the session from outside the engine (a failed rebalance).
-    pub fn fail(&mut self, reason: String) {
+    pub fn fail(&mut self, reason: SessionEnd) {
         self.set_broken(reason);
     }
 
-    fn set_broken(&mut self, reason: String) {
+    fn set_broken(&mut self, reason: SessionEnd) {
         if self.broken.is_none() {
             tracing::error!(%reason, "ending the session");
             self.broken = Some(reason);
@@ -220,7 +255,7 @@ impl Engine {
                 }
                 self.tally.consumed_input += 1;
                 let format = self.settings.worker.topics.input_format;
-                match codec::decode_input(format, m.payload(), m.timestamp().to_millis()) {
+                match decode_input(format, m.payload(), m.timestamp().to_millis()) {
                     Ok(like) if like.count > 0 => self.combiner.add(&like.video_id, like.count, like.ts),
                     Ok(_) => {}
                     Err(error) => self.dead_letter(m, error),
@@ -234,7 +269,7 @@ impl Engine {
                     return;
                 }
                 self.tally.consumed_repartition += 1;
-                match codec::decode_repartition(m.key(), m.payload()) {
+                match decode_repartition(m.key(), m.payload()) {
                     Ok((id, count, ts)) => {
                         let applied = task.counts.apply(id, count, ts);
                         for w in 0..self.tally.counted.len() {
@@ -255,18 +290,11 @@ impl Engine {
     fn dead_letter(&mut self, m: &BorrowedMessage<'_>, error: DecodeError) {
         *self.tally.dead.entry(error.kind()).or_default() += 1;
         tracing::debug!(topic = m.topic(), partition = m.partition(), offset = m.offset(), %error, "dead-lettering a record");
-        self.dead_letters.push(DeadLetter {
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec),
-            timestamp: m.timestamp().to_millis(),
-            error,
-            source_topic: m.topic().to_owned(),
-            source_partition: m.partition(),
-            source_offset: m.offset(),
-        });
+        self.dead_letters.push(DeadLetter::of(m, error));
     }
 
-    /// Whether a commit is due: the interval passed, or too much is pending.
+    /// Whether to look at committing now (cheap, called per record): the
+    /// interval passed, or too much is pending.
     pub fn commit_due(&mut self) -> bool {
         self.since_check += 1;
         if self.since_check < 64 {
@@ -282,113 +310,10 @@ impl Engine {
     /// Periodic work between records: finished restores, status, the commit clock.
     pub fn housekeeping<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         self.finish_restores(consumer);
-        if self.last_commit.elapsed() >= self.commit_interval {
-            self.commit(consumer);
-        }
+        self.commit_if_due(consumer);
         if self.status_changed {
             self.publish_status();
         }
-    }
-
-    fn finish_restores<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
-        let finished: Vec<i32> = self
-            .tasks
-            .iter()
-            .filter(|(_, t)| match t {
-                Task::Restoring { job, .. } => job.is_finished(),
-                Task::Failed { retry_at, .. } => *retry_at <= Instant::now(),
-                Task::Active(_) => false,
-            })
-            .map(|(p, _)| *p)
-            .collect();
-        for p in finished {
-            let task = match self.tasks.remove(&p) {
-                Some(Task::Restoring { job, group_offset }) => self.activate(consumer, p, job, group_offset),
-                Some(Task::Failed { group_offset, .. }) => Task::Restoring {
-                    job: self.start_restore(p),
-                    group_offset,
-                },
-                Some(other) => other,
-                None => continue,
-            };
-            self.tasks.insert(p, task);
-            self.status_changed = true;
-        }
-    }
-
-    /// A restore finished: the partition resumes at the position its store
-    /// recorded, or the task waits to retry the restore.
-    fn activate<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        p: i32,
-        job: RestoreJob,
-        group_offset: Option<i64>,
-    ) -> Task {
-        let progress = job.progress.clone();
-        let restored = job.join().map_err(|e| e.to_string()).and_then(|store| {
-            ActiveTask::new(store, self.settings.specs.clone(), progress.clone(), group_offset)
-                .map_err(|e| e.to_string())
-        });
-        // Changelog records applied, whether or not the restore then succeeded.
-        self.shared
-            .metrics
-            .restored_records
-            .inc_by(progress.restored.load(std::sync::atomic::Ordering::Relaxed));
-        match restored {
-            Ok((active, start)) => {
-                if start.disagrees_with_group {
-                    tracing::warn!(
-                        partition = p,
-                        store_position = ?start.start,
-                        group_offset,
-                        "the store's position and the group's committed offset differ; resuming at the store's"
-                    );
-                }
-                self.seek_and_resume(consumer, Source::Repartition, p, start.start);
-                Task::Active(active)
-            }
-            Err(error) => {
-                tracing::error!(partition = p, %error, "restore failed; retrying in {RESTORE_RETRY:?}");
-                Task::Failed {
-                    error,
-                    retry_at: Instant::now() + RESTORE_RETRY,
-                    progress,
-                    group_offset,
-                }
-            }
-        }
-    }
-
-    fn seek_and_resume<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        source: Source,
-        partition: i32,
-        start: Start,
-    ) {
-        let topic = self.topic(source).to_owned();
-        if let Err(e) = consumer.seek(&topic, partition, kafka_offset(start), Duration::from_secs(10)) {
-            self.set_broken(format!("cannot seek {topic}[{partition}] to {start:?}: {e}"));
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&topic, partition);
-        if let Err(e) = consumer.resume(&tpl) {
-            self.set_broken(format!("cannot resume {topic}[{partition}]: {e}"));
-        }
-    }
-
-    fn start_restore(&self, partition: i32) -> RestoreJob {
-        RestoreJob::start(RestoreParams {
-            partition,
-            path: self.settings.partition_dir(partition),
-            identity: self.settings.store_identity(partition),
-            specs: self.settings.specs.clone(),
-            resources: self.resources.clone(),
-            changelog_topic: self.settings.changelog_topic.clone(),
-            kafka: self.kafka.clone(),
-        })
     }
 
     /// Forgets everything since the last commit: combined records, dead
@@ -402,7 +327,12 @@ impl Engine {
             if let Task::Active(t) = task {
                 match t.store.stream_time() {
                     Ok(st) => t.counts = PartitionCounts::new(self.settings.specs.clone(), st),
-                    Err(e) => failure = Some(format!("partition {p}: {e}")),
+                    Err(e) => {
+                        failure = Some(SessionEnd::Store {
+                            partition: *p,
+                            source: e,
+                        })
+                    }
                 }
             }
         }
@@ -433,191 +363,31 @@ impl Engine {
             Ok(result) => {
                 for e in result.elements() {
                     if let Err(err) = e.error() {
-                        self.set_broken(format!("cannot rewind {}[{}]: {err}", e.topic(), e.partition()));
+                        self.set_broken(SessionEnd::Partition {
+                            action: "rewind",
+                            topic: e.topic().to_owned(),
+                            partition: e.partition(),
+                            source: err,
+                        });
                     }
                 }
             }
-            Err(e) => self.set_broken(format!("cannot rewind to the last commit: {e}")),
+            Err(e) => self.set_broken(SessionEnd::Consumer {
+                action: "rewind to the last commit",
+                source: e,
+            }),
         }
     }
 
-    /// Releases everything (end of session).
-    pub fn close_all(&mut self) {
+    /// Releases everything (end of session), after the running commit.
+    pub fn close_all<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.collect_commit(consumer, true);
         for (p, task) in std::mem::take(&mut self.tasks) {
             task.close(p);
         }
         self.inputs.clear();
-        self.shared.status_mut().partitions.clear();
+        self.shared.slot_mut(self.slot).partitions.clear();
         self.publish_status();
-    }
-
-    /// The offset each owned partition moves to in the next commit.
-    fn offsets_to_commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> Vec<CommitOffset> {
-        let positions: HashMap<(Source, i32), i64> = consumer
-            .position()
-            .map(|tpl| {
-                tpl.elements()
-                    .iter()
-                    .filter_map(|e| match (self.classify(e.topic()), e.offset()) {
-                        (Some(s), Offset::Offset(o)) => Some(((s, e.partition()), o)),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let inputs = self.inputs.iter().map(|(p, o)| (Source::Input, *p, o));
-        let tasks = self.tasks.iter().filter_map(|(p, t)| match t {
-            Task::Active(a) => Some((Source::Repartition, *p, &a.offsets)),
-            _ => None,
-        });
-        inputs
-            .chain(tasks)
-            .filter_map(|(source, partition, offsets)| {
-                offsets
-                    .to_commit(positions.get(&(source, partition)).copied())
-                    .map(|offset| CommitOffset {
-                        source,
-                        partition,
-                        offset,
-                    })
-            })
-            .collect()
-    }
-
-    fn has_work(&self) -> bool {
-        !self.combiner.is_empty()
-            || !self.dead_letters.is_empty()
-            || self
-                .tasks
-                .values()
-                .any(|t| matches!(t, Task::Active(a) if a.counts.is_dirty()))
-    }
-
-    /// Commits everything consumed so far. A failed commit is aborted and
-    /// its work redone from the last commit; when even that is in doubt, or
-    /// it keeps failing, the session ends.
-    pub fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
-        if self.broken.is_some() {
-            return;
-        }
-        self.last_commit = Instant::now();
-        let offsets = self.offsets_to_commit(consumer);
-        if offsets.is_empty() && !self.has_work() {
-            self.flush_tally();
-            return;
-        }
-        let started = Instant::now();
-        let shared = self.shared.clone();
-        let m = &shared.metrics;
-        match self.try_commit(consumer, &offsets) {
-            Ok(()) => {
-                for c in &offsets {
-                    match c.source {
-                        Source::Input => {
-                            if let Some(o) = self.inputs.get_mut(&c.partition) {
-                                o.committed(c.offset);
-                            }
-                        }
-                        Source::Repartition => {
-                            if let Some(Task::Active(t)) = self.tasks.get_mut(&c.partition) {
-                                t.offsets.committed(c.offset);
-                            }
-                        }
-                    }
-                }
-                m.commit_duration_seconds.observe(started.elapsed().as_secs_f64());
-                m.commits.get_or_create(&m.kind("ok")).inc();
-                self.failed_commits = 0;
-                self.flush_tally();
-            }
-            Err(e) => {
-                m.commits.get_or_create(&m.kind("failed")).inc();
-                self.failed_commits += 1;
-                if let Err(abort) = self.sink.abort() {
-                    self.set_broken(format!("commit failed ({e}) and so did the abort ({abort})"));
-                } else if e.is_fatal() || self.failed_commits >= MAX_COMMIT_FAILURES {
-                    self.set_broken(format!("commit failed: {e}"));
-                } else {
-                    // Typically a rebalance in progress (stale generation or
-                    // member epoch): the transaction is aborted and its work redone.
-                    tracing::warn!(error = %e, "commit failed; transaction aborted, resuming from the last commit");
-                    self.rewind_to_last_commit(consumer);
-                }
-            }
-        }
-    }
-
-    fn try_commit<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        offsets: &[CommitOffset],
-    ) -> Result<(), CommitError> {
-        let started = Instant::now();
-        let s = self.settings.clone();
-        self.sink.init()?;
-        self.sink.begin()?;
-        for (video_id, c) in self.combiner.drain() {
-            let value = codec::encode_repartition_value(c.count, c.max_ts);
-            self.sink.send(Record {
-                topic: &s.repartition_topic,
-                partition: Some(partition_for(video_id.as_bytes(), s.partitions)),
-                key: Some(video_id.as_bytes()),
-                value: Some(&value),
-                // Event time travels in the value. The record carries the
-                // processing time, so the topic's time-based retention never
-                // deletes unprocessed records of old (replayed) events.
-                timestamp: None,
-                headers: None,
-            })?;
-            self.tally.repartitioned += 1;
-        }
-        for dl in self.dead_letters.drain(..) {
-            send_dead_letter(&self.sink, &s.dead_letter_topic, dl)?;
-        }
-        let positions: HashMap<i32, i64> = offsets
-            .iter()
-            .filter(|c| c.source == Source::Repartition)
-            .map(|c| (c.partition, c.offset))
-            .collect();
-        let mut plans: Vec<(i32, CommitPlan)> = Vec::new();
-        for (&p, task) in self.tasks.iter_mut() {
-            let Task::Active(task) = task else { continue };
-            let position = positions.get(&p).copied();
-            if !task.counts.is_dirty() && position.is_none() {
-                continue;
-            }
-            let plan = task.prepare(&s.specs, s.worker.emit, position)?;
-            send_plan(&self.sink, &s, p, &plan)?;
-            plans.push((p, plan));
-        }
-        let mut tpl = TopicPartitionList::new();
-        for c in offsets {
-            let topic = self.topic(c.source).to_owned();
-            tpl.add_partition_offset(&topic, c.partition, Offset::Offset(c.offset))
-                .map_err(|source| SinkError::Kafka {
-                    step: "listing the offsets to commit",
-                    source,
-                })?;
-        }
-        let prepared = Instant::now();
-        let checkpoints = self.sink.commit(&tpl, consumer)?;
-        let committed = Instant::now();
-        for (p, plan) in plans {
-            if let Some(Task::Active(task)) = self.tasks.get_mut(&p) {
-                task.store.apply_plan(&plan, checkpoints.get(&p).map(|o| o + 1))?;
-                task.counts.mark_committed();
-            }
-            for w in &plan.outputs {
-                self.tally.outputs[w.id.window] += 1;
-            }
-        }
-        tracing::debug!(
-            prepare_ms = (prepared - started).as_millis() as u64,
-            transaction_ms = (committed - prepared).as_millis() as u64,
-            store_ms = committed.elapsed().as_millis() as u64,
-            "commit"
-        );
-        Ok(())
     }
 }
 

@@ -2,8 +2,8 @@
 //! behind readiness and the HTTP API, and the SIGUSR1 dump.
 
 use super::Engine;
-use crate::state::{PartitionView, Phase};
-use crate::task::Task;
+use crate::count::task::Task;
+use crate::runtime::state::{PartitionView, Phase};
 use std::collections::BTreeMap;
 
 impl Engine {
@@ -33,7 +33,7 @@ impl Engine {
         }
         for (reason, n) in t.dead.drain() {
             m.dead_letter_records
-                .get_or_create(&crate::metrics::ReasonLabel {
+                .get_or_create(&crate::runtime::metrics::ReasonLabel {
                     reason: reason.into(),
                 })
                 .inc_by(n);
@@ -44,7 +44,7 @@ impl Engine {
                 other => other.progress().remaining().max(0),
             };
             m.restore_remaining_records
-                .get_or_create(&crate::metrics::PartitionLabel {
+                .get_or_create(&crate::runtime::metrics::PartitionLabel {
                     partition: p.to_string(),
                 })
                 .set(remaining);
@@ -54,7 +54,7 @@ impl Engine {
     /// Publishes the assignment and restore states for HTTP and readiness.
     pub fn publish_status(&mut self) {
         self.status_changed = false;
-        let mut status = self.shared.status_mut();
+        let mut status = self.shared.slot_mut(self.slot);
         status.inputs = self.inputs.keys().copied().collect();
         status.partitions = self
             .tasks
@@ -81,13 +81,15 @@ impl Engine {
             })
             .collect();
         drop(status);
+        // The whole process's partitions (every session's).
+        let process = self.shared.status();
         let m = &self.shared.metrics;
         m.assigned_partitions
             .get_or_create(&m.topic(&self.settings.input_topic))
-            .set(self.inputs.len() as i64);
+            .set(process.inputs.len() as i64);
         m.assigned_partitions
             .get_or_create(&m.topic(&self.settings.repartition_topic))
-            .set(self.tasks.len() as i64);
+            .set(process.partitions.len() as i64);
         self.shared.refresh_ready();
     }
 
@@ -105,7 +107,8 @@ impl Engine {
             rss_mib = resident_mib(),
             stores_mib = stores >> 20,
             block_cache_mib = self.resources.block_cache_bytes() >> 20,
-            producer_queue = self.sink.queued(),
+            producer_queue = self.sink.as_ref().map_or(-1, |s| s.queued()),
+            committing = self.committing(),
             combined_records = self.combiner.records(),
             windows_in_memory = self.pending_summary().1,
             "dump: memory"

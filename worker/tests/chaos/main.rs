@@ -4,7 +4,8 @@
 //! one gets SIGTERM, and the broker itself is killed and restarted. Then the
 //! final count of every window must equal the truth computed from the input
 //! topic, every malformed record must be in the dead-letter topic exactly
-//! once, and no good record may be there.
+//! once, and no good record may be there. One of the workers runs two
+//! consumer sessions in its process (`--threads 2`).
 //!
 //! `make test` runs a short form with each group protocol; `make chaos` runs
 //! the long one (`CHAOS_PROFILE=long`). Every figure can be overridden
@@ -99,6 +100,10 @@ fn run(protocol: &str) {
         .map(|i| {
             let mut w = app.worker(&format!("worker-{i}"));
             set_protocol(&mut w, protocol);
+            // One process runs two consumer sessions (as a pod with 2 CPUs).
+            if i == 2 {
+                w.extra_args.extend(["--threads".into(), "2".into()]);
+            }
             w
         })
         .collect();

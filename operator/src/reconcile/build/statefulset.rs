@@ -172,6 +172,19 @@ fn pod_template(counter: &ValidCounter, config_text: &str) -> PodTemplateSpec {
     }
 }
 
+/// Whole CPUs of the CPU limit, else of the request; at least one.
+fn worker_threads(resources: &crate::crd::ResourcesSpec) -> u16 {
+    let cpu = resources
+        .limits
+        .get("cpu")
+        .or_else(|| resources.requests.get("cpu"));
+    let cores = cpu.and_then(|q| match q.0.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok().map(|m| m / 1000.0),
+        None => q.0.parse::<f64>().ok(),
+    });
+    cores.map_or(1, |c| (c.floor() as u16).clamp(1, 64))
+}
+
 /// Most of the grace period, leaving a margin for the process to exit.
 fn shutdown_timeout(grace_seconds: i64) -> String {
     let seconds = (grace_seconds - (grace_seconds / 6).max(2)).max(1);
@@ -194,6 +207,12 @@ fn worker_container(counter: &ValidCounter) -> Container {
         }),
         ..EnvVar::default()
     }];
+    env.push(EnvVar {
+        // One consumer session per whole CPU the pod may use.
+        name: "VIDEOCOUNTER_THREADS".into(),
+        value: Some(worker_threads(&worker.resources).to_string()),
+        ..EnvVar::default()
+    });
     env.push(EnvVar {
         // The warm shutdown ends before the kubelet's SIGKILL.
         name: "VIDEOCOUNTER_SHUTDOWN_TIMEOUT".into(),
@@ -345,6 +364,28 @@ mod tests {
         let policy = spec.persistent_volume_claim_retention_policy.unwrap();
         assert_eq!(policy.when_deleted.as_deref(), Some("Delete"));
         assert_eq!(policy.when_scaled.as_deref(), Some("Retain"));
+    }
+
+    #[test]
+    fn a_pod_with_more_cpus_runs_more_sessions() {
+        use crate::crd::Quantity;
+        use crate::crd::ResourcesSpec;
+        let with = |key: &str, cpu: &str| {
+            let mut r = ResourcesSpec::default();
+            let map = if key == "limits" {
+                &mut r.limits
+            } else {
+                &mut r.requests
+            };
+            map.insert("cpu".into(), Quantity::new(cpu));
+            worker_threads(&r)
+        };
+        assert_eq!(worker_threads(&ResourcesSpec::default()), 1);
+        assert_eq!(with("requests", "250m"), 1);
+        assert_eq!(with("limits", "4"), 4);
+        assert_eq!(with("limits", "2500m"), 2);
+        assert_eq!(with("requests", "1.5"), 1);
+        assert_eq!(with("limits", "bogus"), 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -198,51 +198,91 @@ impl Sink {
         }
     }
 
-    /// Commits what was sent since `begin` together with the consumer offsets.
-    /// Returns the highest changelog offset written per partition.
-    pub fn commit<C: ConsumerContext>(
+    pub fn is_transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Exactly-once: commits the transaction begun by `begin`, with the
+    /// consumed `offsets` and the consumer's group `metadata` (KIP-447).
+    /// Needs no consumer, so it can run beside the poll loop. Returns the
+    /// highest changelog offset written per partition.
+    pub fn commit_transaction_with(
+        &mut self,
+        offsets: &TopicPartitionList,
+        metadata: Option<&ConsumerGroupMetadata>,
+    ) -> Result<HashMap<i32, i64>, SinkError> {
+        let started = Instant::now();
+        if offsets.count() > 0 {
+            let metadata = metadata.ok_or(SinkError::NoGroupMetadata)?;
+            self.producer
+                .send_offsets_to_transaction(offsets, metadata, self.timeout())
+                .map_err(|source| SinkError::Kafka {
+                    step: "adding offsets to the transaction",
+                    source,
+                })?;
+        }
+        let offsets_sent = started.elapsed();
+        self.deliver_all()?;
+        let delivered = started.elapsed();
+        self.commit_transaction()?;
+        tracing::debug!(
+            send_offsets_ms = offsets_sent.as_secs_f64() * 1e3,
+            deliver_ms = (delivered - offsets_sent).as_secs_f64() * 1e3,
+            end_transaction_ms = (started.elapsed() - delivered).as_secs_f64() * 1e3,
+            "transaction"
+        );
+        self.delivery_failure()?;
+        Ok(self.take_changelog_offsets())
+    }
+
+    /// At-least-once: flushes what was sent, then commits the offsets.
+    pub fn flush_and_commit<C: ConsumerContext>(
         &mut self,
         offsets: &TopicPartitionList,
         consumer: &BaseConsumer<C>,
     ) -> Result<HashMap<i32, i64>, SinkError> {
-        if self.transactional {
-            if offsets.count() > 0 {
-                let metadata = consumer.group_metadata().ok_or(SinkError::NoGroupMetadata)?;
-                self.producer
-                    .send_offsets_to_transaction(offsets, &metadata, self.timeout())
-                    .map_err(|source| SinkError::Kafka {
-                        step: "adding offsets to the transaction",
-                        source,
-                    })?;
-            }
-            self.commit_transaction()?;
-            self.delivery_failure()?;
-        } else {
-            self.producer
-                .flush(self.timeout())
+        self.deliver_all()?;
+        self.delivery_failure()?;
+        if offsets.count() > 0 {
+            consumer
+                .commit(offsets, CommitMode::Sync)
                 .map_err(|source| SinkError::Kafka {
-                    step: "flushing",
+                    step: "committing offsets",
                     source,
                 })?;
-            self.delivery_failure()?;
-            if offsets.count() > 0 {
-                consumer
-                    .commit(offsets, CommitMode::Sync)
-                    .map_err(|source| SinkError::Kafka {
-                        step: "committing offsets",
-                        source,
-                    })?;
-            }
         }
-        let offsets = std::mem::take(
+        Ok(self.take_changelog_offsets())
+    }
+
+    /// Waits until every record sent is delivered (its report served).
+    /// rdkafka's own `flush`, which `commit_transaction` starts with, sleeps in
+    /// steps of 100 ms while anything is outstanding: that step alone was most
+    /// of a commit. After this its flush finds nothing left.
+    fn deliver_all(&self) -> Result<(), SinkError> {
+        let deadline = Instant::now() + self.timeout();
+        // Sends what lingers at once (the time-out it reports is expected).
+        let _ = self.producer.flush(Duration::ZERO);
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                return Err(SinkError::Kafka {
+                    step: "delivering the records",
+                    source: KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut),
+                });
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    fn take_changelog_offsets(&self) -> HashMap<i32, i64> {
+        std::mem::take(
             &mut *self
                 .producer
                 .context()
                 .changelog_offsets
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
-        );
-        Ok(offsets)
+        )
     }
 
     fn commit_transaction(&mut self) -> Result<(), SinkError> {

@@ -5,7 +5,7 @@
 //! next instance aborts the open transaction). SIGUSR1 asks the processing
 //! thread to log a dump.
 
-use crate::state::Shared;
+use crate::runtime::state::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};

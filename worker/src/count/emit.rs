@@ -8,8 +8,8 @@
 //! exactly once: the windows below the committed close bound were emitted in
 //! the transaction that committed that stream time.
 
-use crate::counts::WindowId;
-use crate::window::WindowSpec;
+use crate::count::counts::WindowId;
+use crate::count::window::WindowSpec;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use videocounter_protocol::EmitMode;

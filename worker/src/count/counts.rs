@@ -2,7 +2,7 @@
 //! the count deltas of the windows touched since the last commit. Pure and
 //! in memory; the committed counts live in the partition's store.
 
-use crate::window::WindowSpec;
+use crate::count::window::WindowSpec;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -127,8 +127,10 @@ impl PartitionCounts {
     }
 
     /// The commit that wrote the current stream time succeeded.
-    pub fn mark_committed(&mut self) {
-        self.committed_stream_time = self.stream_time;
+    /// The commit prepared when the stream time was `stream_time` went
+    /// through (records counted since then belong to the next one).
+    pub fn mark_committed(&mut self, stream_time: Option<i64>) {
+        self.committed_stream_time = stream_time;
     }
 }
 
@@ -177,7 +179,7 @@ mod tests {
         );
         assert_eq!(c.touched_windows(), 0);
         assert!(c.is_dirty(), "stream time is not committed yet");
-        c.mark_committed();
+        c.mark_committed(c.stream_time());
         assert!(!c.is_dirty());
     }
 

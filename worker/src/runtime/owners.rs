@@ -3,6 +3,7 @@
 //! admin call describes classic and KIP-848 groups alike; rust-rdkafka does
 //! not wrap it, so the few calls are made through its bindings here.
 
+use crate::config::process_of_member;
 use rdkafka::bindings as rd;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -18,7 +19,7 @@ pub struct Member {
     pub partitions: Vec<(String, i32)>,
 }
 
-/// Owner of every assigned partition of `topic` (pure).
+/// Owner (the process: pod name) of every assigned partition of `topic` (pure).
 pub fn owners_of(topic: &str, members: &[Member]) -> BTreeMap<i32, String> {
     members
         .iter()
@@ -26,7 +27,8 @@ pub fn owners_of(topic: &str, members: &[Member]) -> BTreeMap<i32, String> {
             m.partitions
                 .iter()
                 .filter(|(t, _)| t == topic)
-                .map(|(_, p)| (*p, m.instance_id.clone()))
+                // A process with several sessions is one owner: the pod to ask.
+                .map(|(_, p)| (*p, process_of_member(&m.instance_id).to_owned()))
         })
         .collect()
 }
@@ -203,5 +205,14 @@ mod tests {
             ]
         );
         assert!(owners_of("other", &members).is_empty());
+    }
+
+    #[test]
+    fn the_sessions_of_one_process_are_one_owner() {
+        let members = [Member {
+            instance_id: "likes-1.t3".into(),
+            partitions: vec![("rep".into(), 5)],
+        }];
+        assert_eq!(owners_of("rep", &members)[&5], "likes-1");
     }
 }

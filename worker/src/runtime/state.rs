@@ -3,13 +3,13 @@
 //! and the shutdown and dump requests.
 
 use crate::config::Settings;
-use crate::metrics::Metrics;
-use crate::owners::OwnerDirectory;
-use crate::restore::RestoreProgress;
-use crate::store::PartitionStore;
+use crate::count::restore::RestoreProgress;
+use crate::count::store::PartitionStore;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::owners::OwnerDirectory;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
@@ -36,7 +36,7 @@ pub struct PartitionView {
     pub restore: Arc<RestoreProgress>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Status {
     /// Why the worker cannot process at all (Kafka unreachable, topic mismatch).
     pub problem: Option<String>,
@@ -73,9 +73,29 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
     pub owners: OwnerDirectory,
-    status: RwLock<Status>,
+    /// One per consumer session of the process.
+    slots: Vec<RwLock<Status>>,
     shutdown: AtomicBool,
-    dump: AtomicBool,
+    /// Dumps asked for so far, and per session the last one it did.
+    dumps: AtomicU64,
+    dumps_done: Vec<AtomicU64>,
+}
+
+impl Status {
+    /// The process's status from its sessions': ready when all are.
+    fn merge(slots: &[Status]) -> Status {
+        let mut out = Status {
+            joined: slots.iter().all(|s| s.joined),
+            problem: slots.iter().find_map(|s| s.problem.clone()),
+            ..Default::default()
+        };
+        for s in slots {
+            out.inputs.extend(&s.inputs);
+            out.partitions
+                .extend(s.partitions.iter().map(|(p, v)| (*p, v.clone())));
+        }
+        out
+    }
 }
 
 impl Shared {
@@ -85,29 +105,41 @@ impl Shared {
             &[&settings.input_topic, &settings.repartition_topic],
         );
         Self {
+            slots: (0..settings.threads.max(1))
+                .map(|_| {
+                    RwLock::new(Status {
+                        problem: Some("starting".into()),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+            dumps_done: (0..settings.threads.max(1)).map(|_| AtomicU64::new(0)).collect(),
             settings,
             metrics,
             owners,
-            status: RwLock::new(Status {
-                problem: Some("starting".into()),
-                ..Default::default()
-            }),
             shutdown: AtomicBool::new(false),
-            dump: AtomicBool::new(false),
+            dumps: AtomicU64::new(0),
         }
     }
 
-    pub fn status(&self) -> RwLockReadGuard<'_, Status> {
-        self.status.read().unwrap_or_else(|e| e.into_inner())
+    /// The status of the whole process.
+    pub fn status(&self) -> Status {
+        let slots: Vec<Status> = self
+            .slots
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        Status::merge(&slots)
     }
 
-    pub fn status_mut(&self) -> RwLockWriteGuard<'_, Status> {
-        self.status.write().unwrap_or_else(|e| e.into_inner())
+    /// The status of consumer session `slot`.
+    pub fn slot_mut(&self, slot: usize) -> RwLockWriteGuard<'_, Status> {
+        self.slots[slot].write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a problem that stops processing (and readiness), or clears it.
-    pub fn set_problem(&self, problem: Option<String>) {
-        let mut s = self.status_mut();
+    /// Records a problem that stops a session's processing (and readiness), or clears it.
+    pub fn set_problem(&self, slot: usize, problem: Option<String>) {
+        let mut s = self.slot_mut(slot);
         if problem.is_some() {
             s.joined = false;
             s.inputs.clear();
@@ -132,11 +164,13 @@ impl Shared {
     }
 
     pub fn request_dump(&self) {
-        self.dump.store(true, Ordering::SeqCst);
+        self.dumps.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub fn take_dump_request(&self) -> bool {
-        self.dump.swap(false, Ordering::SeqCst)
+    /// Whether session `slot` has a dump to log.
+    pub fn take_dump_request(&self, slot: usize) -> bool {
+        let asked = self.dumps.load(Ordering::SeqCst);
+        self.dumps_done[slot].swap(asked, Ordering::SeqCst) != asked
     }
 }
 
@@ -168,5 +202,28 @@ mod tests {
         assert_eq!(s.readiness(), Ok(()));
         s.problem = Some("topic x has 3 partitions".into());
         assert_eq!(s.readiness(), Err("topic x has 3 partitions".into()));
+    }
+
+    #[test]
+    fn a_process_is_ready_when_every_session_is() {
+        let mut a = Status {
+            joined: true,
+            ..Default::default()
+        };
+        a.inputs.insert(0);
+        a.partitions.insert(1, view(Phase::Active));
+        let mut b = Status::default();
+        b.partitions.insert(2, view(Phase::Restoring));
+        let merged = Status::merge(&[a.clone(), b.clone()]);
+        assert!(merged.readiness().is_err(), "one session has not joined yet");
+        b.joined = true;
+        let merged = Status::merge(&[a.clone(), b.clone()]);
+        assert_eq!(
+            merged.readiness(),
+            Err("partitions not restored yet: 2 (restoring)".into())
+        );
+        assert_eq!(merged.partitions.keys().copied().collect::<Vec<_>>(), [1, 2]);
+        b.partitions.insert(2, view(Phase::Active));
+        assert_eq!(Status::merge(&[a, b]).readiness(), Ok(()));
     }
 }

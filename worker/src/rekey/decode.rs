@@ -1,11 +1,10 @@
-//! Bytes on the wire, decoded and encoded without I/O: input likes (raw and
-//! JSON), the internal repartition records, changelog keys and values, and
-//! the JSON output records.
+//! Input records to likes, without I/O: the raw format (the value is the
+//! video id) and the JSON format (`{"video_id", "count", "ts"}`), and why a
+//! record cannot be counted.
 
-use crate::window::{MAX_TIMESTAMP_MS, WindowSpec};
-use serde::{Deserialize, Serialize};
+use crate::count::window::MAX_TIMESTAMP_MS;
+use serde::Deserialize;
 use std::borrow::Cow;
-use std::ops::Range;
 use videocounter_protocol::InputFormat;
 use videocounter_protocol::records::{VideoIdError, validate_video_id};
 
@@ -123,135 +122,9 @@ pub fn decode_input<'a>(
     Ok(like)
 }
 
-/// Repartition record value: a format byte, the summed count and the event time.
-const REPARTITION_V1: u8 = 1;
-
-pub fn encode_repartition_value(count: u64, ts: i64) -> [u8; 17] {
-    let mut out = [0u8; 17];
-    out[0] = REPARTITION_V1;
-    out[1..9].copy_from_slice(&count.to_be_bytes());
-    out[9..17].copy_from_slice(&ts.to_be_bytes());
-    out
-}
-
-/// Decodes a repartition record (key = video id) into `(video id, count, ts)`.
-pub fn decode_repartition<'a>(
-    key: Option<&'a [u8]>,
-    value: Option<&[u8]>,
-) -> Result<(&'a str, u64, i64), DecodeError> {
-    let key = key.ok_or(DecodeError::MalformedRepartition("no key"))?;
-    let id = std::str::from_utf8(key).map_err(|_| DecodeError::MalformedRepartition("key is not UTF-8"))?;
-    let value = value.ok_or(DecodeError::MalformedRepartition("no value"))?;
-    if value.len() != 17 || value[0] != REPARTITION_V1 {
-        return Err(DecodeError::MalformedRepartition("unknown value format"));
-    }
-    let count = u64::from_be_bytes(value[1..9].try_into().expect("8 bytes"));
-    let ts = i64::from_be_bytes(value[9..17].try_into().expect("8 bytes"));
-    if !(0..=MAX_TIMESTAMP_MS).contains(&ts) {
-        return Err(DecodeError::MalformedRepartition("timestamp out of range"));
-    }
-    Ok((id, count, ts))
-}
-
-/// Store and changelog key of a window count: a tag, the window size, the
-/// window start (order-preserving) and the video id, so the windows of one
-/// size sort by start and a time range is one contiguous key range.
-const WINDOW_TAG: u8 = b'w';
-
-/// Key of the partition's stream time, in the store and in the changelog.
-pub const STREAM_TIME_KEY: &[u8] = b"m:stream_time";
-
-/// Key of the partition's position: the next repartition offset to count,
-/// written with the counts in every transaction that moves it, so a restored
-/// store knows exactly which records it already holds.
-pub const POSITION_KEY: &[u8] = b"m:position";
-
-pub fn window_key(size_ms: i64, start: i64, video_id: &str) -> Vec<u8> {
-    let mut key = window_prefix(size_ms, start);
-    key.extend_from_slice(video_id.as_bytes());
-    key
-}
-
-fn window_prefix(size_ms: i64, start: i64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(17 + 16);
-    key.push(WINDOW_TAG);
-    key.extend_from_slice(&(size_ms as u64).to_be_bytes());
-    key.extend_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
-    key
-}
-
-/// Key range `[from, to)` holding every window of `size_ms` whose start is in `starts`.
-pub fn window_key_range(size_ms: i64, starts: Range<i64>) -> (Vec<u8>, Vec<u8>) {
-    (
-        window_prefix(size_ms, starts.start),
-        window_prefix(size_ms, starts.end),
-    )
-}
-
-/// A decoded window key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WindowKeyRef<'a> {
-    pub size_ms: i64,
-    pub start: i64,
-    pub video_id: &'a str,
-}
-
-pub fn parse_window_key(key: &[u8]) -> Option<WindowKeyRef<'_>> {
-    if key.len() < 17 || key[0] != WINDOW_TAG {
-        return None;
-    }
-    let size_ms = u64::from_be_bytes(key[1..9].try_into().ok()?) as i64;
-    let start = (u64::from_be_bytes(key[9..17].try_into().ok()?) ^ (1 << 63)) as i64;
-    let video_id = std::str::from_utf8(&key[17..]).ok()?;
-    Some(WindowKeyRef {
-        size_ms,
-        start,
-        video_id,
-    })
-}
-
-pub fn encode_u64(v: u64) -> [u8; 8] {
-    v.to_be_bytes()
-}
-
-pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(bytes.try_into().ok()?))
-}
-
-pub fn encode_i64(v: i64) -> [u8; 8] {
-    v.to_be_bytes()
-}
-
-pub fn decode_i64(bytes: &[u8]) -> Option<i64> {
-    Some(i64::from_be_bytes(bytes.try_into().ok()?))
-}
-
-/// The output record, borrowed; the same JSON as `videocounter_protocol::WindowCountRecord`.
-#[derive(Serialize)]
-struct OutputRecord<'a> {
-    #[serde(rename = "type")]
-    window_type: &'a str,
-    video_uid: &'a str,
-    count: u64,
-    window_start: i64,
-    window_end: i64,
-}
-
-pub fn encode_output(spec: &WindowSpec, video_id: &str, start: i64, count: u64) -> Vec<u8> {
-    serde_json::to_vec(&OutputRecord {
-        window_type: &spec.label,
-        video_uid: video_id,
-        count,
-        window_start: start,
-        window_end: spec.end_of(start),
-    })
-    .expect("serializing plain fields cannot fail")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use videocounter_protocol::WindowCountRecord;
 
     fn raw(bytes: &[u8], ts: Option<i64>) -> Result<Like<'_>, DecodeError> {
         decode_input(InputFormat::Raw, Some(bytes), ts)
@@ -397,87 +270,5 @@ mod tests {
         ];
         let kinds: Vec<_> = samples.iter().map(DecodeError::kind).collect();
         assert_eq!(kinds, DecodeError::KINDS);
-    }
-
-    #[test]
-    fn repartition_values_round_trip() {
-        let value = encode_repartition_value(42, 1_700_000_000_000);
-        assert_eq!(
-            decode_repartition(Some(b"vid"), Some(&value)),
-            Ok(("vid", 42, 1_700_000_000_000))
-        );
-        assert!(decode_repartition(None, Some(&value)).is_err());
-        assert!(decode_repartition(Some(b"vid"), Some(b"junk")).is_err());
-        assert!(decode_repartition(Some(&[0xff]), Some(&value)).is_err());
-    }
-
-    #[test]
-    fn window_keys_sort_by_size_then_start_then_id() {
-        let keys = [
-            window_key(60_000, -60_000, "z"),
-            window_key(60_000, 0, "a"),
-            window_key(60_000, 0, "b"),
-            window_key(60_000, 60_000, "a"),
-            window_key(300_000, 0, "a"),
-        ];
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(sorted, keys);
-        assert!(STREAM_TIME_KEY < &keys[0][..]);
-        let parsed = parse_window_key(&keys[1]).unwrap();
-        assert_eq!(
-            parsed,
-            WindowKeyRef {
-                size_ms: 60_000,
-                start: 0,
-                video_id: "a"
-            }
-        );
-        assert_eq!(parse_window_key(STREAM_TIME_KEY), None);
-    }
-
-    #[test]
-    fn key_ranges_hold_exactly_their_windows() {
-        let (from, to) = window_key_range(60_000, 0..120_000);
-        let inside = [window_key(60_000, 0, "a"), window_key(60_000, 60_000, "zzz")];
-        let outside = [
-            window_key(60_000, -60_000, "a"),
-            window_key(60_000, 120_000, ""),
-            window_key(300_000, 0, "a"),
-        ];
-        assert!(inside.iter().all(|k| *k >= from && *k < to));
-        assert!(outside.iter().all(|k| *k < from || *k >= to));
-        let (from, _) = window_key_range(60_000, i64::MIN..0);
-        assert!(window_key(60_000, -600_000, "a") >= from);
-    }
-
-    #[test]
-    fn output_json_is_the_protocol_record() {
-        let spec = WindowSpec {
-            size_ms: 60_000,
-            grace_ms: 0,
-            retention_ms: 0,
-            label: "1min".into(),
-            output_topic: "video_aggregations_1".into(),
-        };
-        let bytes = encode_output(&spec, "v\"1", 120_000, 9);
-        let rec: WindowCountRecord = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(
-            rec,
-            WindowCountRecord {
-                window_type: "1min".into(),
-                video_uid: "v\"1".into(),
-                count: 9,
-                window_start: 120_000,
-                window_end: 180_000
-            }
-        );
-    }
-
-    #[test]
-    fn numbers_round_trip() {
-        assert_eq!(decode_u64(&encode_u64(u64::MAX)), Some(u64::MAX));
-        assert_eq!(decode_i64(&encode_i64(-3)), Some(-3));
-        assert_eq!(decode_u64(b"short"), None);
     }
 }

@@ -1,8 +1,8 @@
 //! Prometheus metrics of the worker (`/metrics`). The hot loop counts in
 //! plain integers and adds them here at each commit.
 
-use crate::codec::DecodeError;
-use crate::window::WindowSpec;
+use crate::count::window::WindowSpec;
+use crate::rekey::decode::DecodeError;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

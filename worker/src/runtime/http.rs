@@ -1,8 +1,8 @@
 //! HTTP API: liveness, readiness, Prometheus metrics, and queries of the
 //! local window counts and partition states.
 
-use crate::partitioner::partition_for;
-use crate::state::{Phase, Shared};
+use crate::count::partitioner::partition_for;
+use crate::runtime::state::{Phase, Shared};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -3,9 +3,9 @@
 //! the store is missing or unusable. Runs on its own thread so the other
 //! partitions keep being processed.
 
+use crate::count::store::{PartitionStore, StoreError, StoreResources, wipe};
+use crate::count::window::WindowSpec;
 use crate::kafka::{TRANSACTION_TIMEOUT, plain_consumer_config};
-use crate::store::{PartitionStore, StoreError, StoreResources, wipe};
-use crate::window::WindowSpec;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -146,13 +146,13 @@ fn restore(
     let (low, end) = stable_end(p, &committed, &uncommitted, cancel)?;
     progress.end_offset.store(end, Ordering::Relaxed);
 
-    let start = match store.checkpoint()? {
-        Some(c) if (low..=end).contains(&c) => c,
-        None => low,
-        Some(c) => {
+    let start = match replay_from(store.checkpoint()?, low, end) {
+        Replay::Tail(from) => from,
+        Replay::Whole => low,
+        Replay::Rebuild => {
             tracing::warn!(
                 partition = p.partition,
-                checkpoint = c,
+                checkpoint = ?store.checkpoint()?,
                 low,
                 end,
                 "store checkpoint is outside the changelog; rebuilding the store from the changelog"
@@ -283,5 +283,40 @@ fn position_of(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64 {
     match tpl.find_partition(topic, partition).map(|e| e.offset()) {
         Some(Offset::Offset(o)) => o,
         _ => -1,
+    }
+}
+
+/// How a store catches up with its changelog `low..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// The store matches the changelog up to this offset: replay the rest.
+    Tail(i64),
+    /// A new store: replay the whole changelog.
+    Whole,
+    /// The store's checkpoint is outside the changelog (the changelog was
+    /// recreated, or the store belongs to an older one): start afresh.
+    Rebuild,
+}
+
+pub fn replay_from(checkpoint: Option<i64>, low: i64, end: i64) -> Replay {
+    match checkpoint {
+        Some(c) if (low..=end).contains(&c) => Replay::Tail(c),
+        None => Replay::Whole,
+        Some(_) => Replay::Rebuild,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_replays_its_tail_or_the_whole_changelog() {
+        assert_eq!(replay_from(Some(40), 10, 50), Replay::Tail(40));
+        assert_eq!(replay_from(Some(50), 10, 50), Replay::Tail(50), "up to date");
+        assert_eq!(replay_from(Some(10), 10, 50), Replay::Tail(10));
+        assert_eq!(replay_from(None, 10, 50), Replay::Whole);
+        assert_eq!(replay_from(Some(5), 10, 50), Replay::Rebuild, "before the changelog's start");
+        assert_eq!(replay_from(Some(60), 10, 50), Replay::Rebuild, "past its end: another changelog");
     }
 }

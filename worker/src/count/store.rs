@@ -8,10 +8,10 @@
 //! machine crash may lose a few, and then the store is at an older, still
 //! consistent checkpoint that the changelog tail brings forward.
 
-use crate::codec::{self, POSITION_KEY, STREAM_TIME_KEY};
-use crate::counts::WindowId;
-use crate::emit::{CommitPlan, WindowCount};
-use crate::window::WindowSpec;
+use crate::count::counts::WindowId;
+use crate::count::emit::{CommitPlan, WindowCount};
+use crate::count::keys::{self, POSITION_KEY, STREAM_TIME_KEY};
+use crate::count::window::WindowSpec;
 use rocksdb::{
     BlockBasedOptions, Cache, DB, DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions,
 };
@@ -196,20 +196,20 @@ impl PartitionStore {
 
     /// The changelog offset the store is consistent with: restore continues there.
     pub fn checkpoint(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.get(CHECKPOINT_KEY)?.and_then(|v| codec::decode_i64(&v)))
+        Ok(self.get(CHECKPOINT_KEY)?.and_then(|v| keys::decode_i64(&v)))
     }
 
     /// The next repartition offset to count: every record before it is in the store.
     pub fn position(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.get(POSITION_KEY)?.and_then(|v| codec::decode_i64(&v)))
+        Ok(self.get(POSITION_KEY)?.and_then(|v| keys::decode_i64(&v)))
     }
 
     pub fn stream_time(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.get(STREAM_TIME_KEY)?.and_then(|v| codec::decode_i64(&v)))
+        Ok(self.get(STREAM_TIME_KEY)?.and_then(|v| keys::decode_i64(&v)))
     }
 
     fn key_of(&self, id: &WindowId) -> Vec<u8> {
-        codec::window_key(self.specs[id.window].size_ms, id.start, &id.video_id)
+        keys::window_key(self.specs[id.window].size_ms, id.start, &id.video_id)
     }
 
     /// Committed counts of `ids` (0 for windows not in the store).
@@ -219,7 +219,7 @@ impl PartitionStore {
             .multi_get(&keys)
             .into_iter()
             .map(|r| {
-                r.map(|v| v.and_then(|v| codec::decode_u64(&v)).unwrap_or(0))
+                r.map(|v| v.and_then(|v| keys::decode_u64(&v)).unwrap_or(0))
                     .map_err(|e| self.err(e))
             })
             .collect()
@@ -230,14 +230,14 @@ impl PartitionStore {
         if starts.is_empty() {
             return Ok(Vec::new());
         }
-        let (from, to) = codec::window_key_range(self.specs[window].size_ms, starts);
+        let (from, to) = keys::window_key_range(self.specs[window].size_ms, starts);
         let mut opts = ReadOptions::default();
         opts.set_iterate_lower_bound(from);
         opts.set_iterate_upper_bound(to);
         let mut out = Vec::new();
         for item in self.db.iterator_opt(rocksdb::IteratorMode::Start, opts) {
             let (key, value) = item.map_err(|e| self.err(e))?;
-            if let (Some(k), Some(count)) = (codec::parse_window_key(&key), codec::decode_u64(&value)) {
+            if let (Some(k), Some(count)) = (keys::parse_window_key(&key), keys::decode_u64(&value)) {
                 out.push(WindowCount {
                     id: WindowId {
                         window,
@@ -255,20 +255,20 @@ impl PartitionStore {
     pub fn apply_plan(&self, plan: &CommitPlan, checkpoint: Option<i64>) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         for w in &plan.store_puts {
-            batch.put(self.key_of(&w.id), codec::encode_u64(w.count));
+            batch.put(self.key_of(&w.id), keys::encode_u64(w.count));
         }
         for (window, starts) in &plan.store_deletes {
-            let (from, to) = codec::window_key_range(self.specs[*window].size_ms, starts.clone());
+            let (from, to) = keys::window_key_range(self.specs[*window].size_ms, starts.clone());
             batch.delete_range(from, to);
         }
         if let Some(st) = plan.stream_time {
-            batch.put(STREAM_TIME_KEY, codec::encode_i64(st));
+            batch.put(STREAM_TIME_KEY, keys::encode_i64(st));
         }
         if let Some(position) = plan.position {
-            batch.put(POSITION_KEY, codec::encode_i64(position));
+            batch.put(POSITION_KEY, keys::encode_i64(position));
         }
         if let Some(c) = checkpoint {
-            batch.put(CHECKPOINT_KEY, codec::encode_i64(c));
+            batch.put(CHECKPOINT_KEY, keys::encode_i64(c));
         }
         self.db
             .write_opt(batch, &self.write_opts)
@@ -285,7 +285,7 @@ impl PartitionStore {
         let mut batch = WriteBatch::default();
         for (key, value) in records {
             let known =
-                key == STREAM_TIME_KEY || key == POSITION_KEY || codec::parse_window_key(key).is_some();
+                key == STREAM_TIME_KEY || key == POSITION_KEY || keys::parse_window_key(key).is_some();
             if !known {
                 continue;
             }
@@ -294,7 +294,7 @@ impl PartitionStore {
                 None => batch.delete(key),
             }
         }
-        batch.put(CHECKPOINT_KEY, codec::encode_i64(checkpoint));
+        batch.put(CHECKPOINT_KEY, keys::encode_i64(checkpoint));
         self.db
             .write_opt(batch, &self.write_opts)
             .map_err(|e| self.err(e))
@@ -309,7 +309,7 @@ impl PartitionStore {
         };
         let mut batch = WriteBatch::default();
         for spec in self.specs.iter() {
-            let (from, to) = codec::window_key_range(spec.size_ms, i64::MIN..spec.expiry_bound(st));
+            let (from, to) = keys::window_key_range(spec.size_ms, i64::MIN..spec.expiry_bound(st));
             batch.delete_range(from, to);
         }
         self.db
@@ -391,7 +391,7 @@ pub fn wipe(path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emit::CommitPlan;
+    use crate::count::emit::CommitPlan;
 
     fn specs() -> Arc<[WindowSpec]> {
         vec![WindowSpec {
@@ -464,7 +464,7 @@ mod tests {
         store.apply_plan(&plan, Some(3)).unwrap();
         assert_eq!(store.position().unwrap(), Some(41));
         store
-            .apply_changelog([(POSITION_KEY, Some(&codec::encode_i64(57)[..]))], 5)
+            .apply_changelog([(POSITION_KEY, Some(&keys::encode_i64(57)[..]))], 5)
             .unwrap();
         assert_eq!(store.position().unwrap(), Some(57));
         assert_eq!(store.checkpoint().unwrap(), Some(5));
@@ -507,10 +507,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let res = StoreResources::new(1 << 20, 4 << 20);
         let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
-        let k1 = codec::window_key(10, 0, "a");
-        let k2 = codec::window_key(10, 10, "a");
-        let st = codec::encode_i64(12);
-        let v = codec::encode_u64(4);
+        let k1 = keys::window_key(10, 0, "a");
+        let k2 = keys::window_key(10, 10, "a");
+        let st = keys::encode_i64(12);
+        let v = keys::encode_u64(4);
         store
             .apply_changelog(
                 [

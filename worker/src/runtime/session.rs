@@ -2,13 +2,13 @@
 //! group consumer, poll loop) and the supervisor that restarts sessions
 //! after failures without ever crashing the process.
 
+use crate::commit::sink::{Sink, SinkError};
 use crate::config::Settings;
-use crate::engine::Engine;
+use crate::count::store::StoreResources;
+use crate::engine::{Engine, SessionEnd};
 use crate::kafka::{self, KafkaSetupError};
-use crate::metrics::TopicPartitionLabel;
-use crate::sink::{Sink, SinkError};
-use crate::state::Shared;
-use crate::store::StoreResources;
+use crate::runtime::metrics::TopicPartitionLabel;
+use crate::runtime::state::Shared;
 use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -38,6 +38,7 @@ pub struct SessionContext {
     engine: Mutex<Engine>,
     shared: Arc<Shared>,
     lag: Mutex<BTreeMap<(String, i32), i64>>,
+    slot: usize,
 }
 
 impl SessionContext {
@@ -66,8 +67,14 @@ impl ClientContext for SessionContext {
     fn stats(&self, stats: Statistics) {
         let m = &self.shared.metrics;
         let mut lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        // Only this session's partitions: the others report their own.
+        for (topic, partition) in lag.keys() {
+            m.consumer_lag_records.remove(&TopicPartitionLabel {
+                topic: topic.clone(),
+                partition: partition.to_string(),
+            });
+        }
         lag.clear();
-        m.consumer_lag_records.clear();
         for (topic, t) in &stats.topics {
             for (&partition, p) in &t.partitions {
                 if partition < 0 || p.app_offset < 0 || p.ls_offset < 0 {
@@ -128,23 +135,49 @@ impl ConsumerContext for SessionContext {
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "applying the rebalance failed");
-            self.engine().fail(format!("applying a rebalance failed: {e}"));
+            self.engine().fail(SessionEnd::Consumer {
+                action: "apply a rebalance",
+                source: e,
+            });
         }
     }
 }
 
-/// Runs sessions until shutdown is requested. Failures are logged, shown in
-/// readiness, and followed by a new session after a backoff.
-pub fn run(settings: Arc<Settings>, shared: Arc<Shared>) {
+/// Runs the process's consumer sessions (`threads` of them, each on its own
+/// thread) until shutdown is requested; the stores share one memory budget.
+pub fn run_all(settings: Arc<Settings>, shared: Arc<Shared>) {
     let resources = StoreResources::default();
+    let sessions: Vec<_> = (0..settings.threads.max(1))
+        .map(|slot| {
+            let (settings, shared, resources) = (
+                Arc::new(settings.for_slot(slot)),
+                shared.clone(),
+                resources.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("session-{slot}"))
+                .spawn(move || run(settings, shared, slot as usize, resources))
+                .expect("spawning a session thread")
+        })
+        .collect();
+    for s in sessions {
+        let _ = s.join();
+    }
+    tracing::info!("worker stopped");
+}
+
+/// Runs sessions of consumer slot `slot` until shutdown is requested.
+/// Failures are logged, shown in readiness, and followed by a new session
+/// after a backoff.
+pub fn run(settings: Arc<Settings>, shared: Arc<Shared>, slot: usize, resources: StoreResources) {
     let mut backoff = Duration::from_millis(500);
     while !shared.shutdown_requested() {
         let started = Instant::now();
-        match run_session(&settings, &shared, &resources) {
+        match run_session(&settings, &shared, slot, &resources) {
             Ok(()) => break,
             Err(e) => {
                 tracing::error!(error = %e, "session ended; starting a new one in {backoff:?}");
-                shared.set_problem(Some(e.to_string()));
+                shared.set_problem(slot, Some(e.to_string()));
             }
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -156,12 +189,12 @@ pub fn run(settings: Arc<Settings>, shared: Arc<Shared>) {
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
-    tracing::info!("worker stopped");
 }
 
 fn run_session(
     settings: &Arc<Settings>,
     shared: &Arc<Shared>,
+    slot: usize,
     resources: &StoreResources,
 ) -> Result<(), SessionError> {
     let base = kafka::base_config(settings)?;
@@ -177,11 +210,13 @@ fn run_session(
         sink,
         base.clone(),
         resources.clone(),
+        slot,
     );
     let context = SessionContext {
         engine: Mutex::new(engine),
         shared: shared.clone(),
         lag: Mutex::default(),
+        slot,
     };
     let consumer: BaseConsumer<SessionContext> = kafka::consumer_config(&base, settings)
         .create_with_context(context)
@@ -189,7 +224,7 @@ fn run_session(
     consumer
         .subscribe(&[&settings.input_topic, &settings.repartition_topic])
         .map_err(SessionError::Consumer)?;
-    shared.set_problem(None);
+    shared.set_problem(slot, None);
     tracing::info!(
         instance = %settings.instance_id,
         group = %settings.worker.application_id,
@@ -202,16 +237,16 @@ fn run_session(
         // Warm shutdown: commit the in-flight batch before leaving, within
         // most of the shutdown timeout (the rest is for closing).
         let deadline = Instant::now() + settings.shutdown_timeout.mul_f64(0.6);
-        engine().prepare_shutdown(deadline);
+        engine().prepare_shutdown(&consumer, deadline);
         engine().commit(&consumer);
         if let Some(b) = engine().broken() {
             tracing::error!(
-                error = b,
+                error = %b,
                 "final commit failed; its transaction is aborted by the broker or the next instance"
             );
         }
     }
-    engine().close_all();
+    engine().close_all(&consumer);
     let closing = Instant::now();
     drop(consumer);
     tracing::info!(close_ms = closing.elapsed().as_millis() as u64, "left the group");
@@ -225,26 +260,28 @@ fn poll_loop(consumer: &BaseConsumer<SessionContext>, shared: &Shared) -> Result
             tracing::info!("shutdown requested: committing and leaving");
             return Ok(());
         }
-        {
+        let committing = {
             let mut engine = context.engine();
             if let Some(reason) = engine.broken() {
-                return Err(SessionError::Broken(reason.to_owned()));
+                return Err(SessionError::Broken(reason.to_string()));
             }
             engine.housekeeping(consumer);
-            if shared.take_dump_request() {
+            if shared.take_dump_request(context.slot) {
                 let lag = context.lag.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 engine.dump(&lag);
             }
-        }
-        // Process everything that is already fetched, then do housekeeping again.
-        let mut timeout = Duration::from_millis(50);
+            engine.committing()
+        };
+        // Process everything that is already fetched, then do housekeeping
+        // again; soon when a commit runs, to start the next one when it ends.
+        let mut timeout = Duration::from_millis(if committing { 2 } else { 50 });
         for _ in 0..10_000 {
             match consumer.poll(timeout) {
                 Some(Ok(m)) => {
                     let mut engine = context.engine();
                     engine.process(&m);
                     if engine.commit_due() {
-                        engine.commit(consumer);
+                        engine.commit_if_due(consumer);
                     }
                 }
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {

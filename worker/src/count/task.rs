@@ -1,12 +1,12 @@
 //! One counting partition owned by this worker: restoring, active (its store
 //! and its in-memory counts), or failed and waiting to retry its restore.
 
-use crate::counts::{PartitionCounts, WindowId};
-use crate::emit::{self, CommitInput, CommitPlan, WindowCount};
-use crate::positions::{PartitionOffsets, RestoredStart, restored_start};
-use crate::restore::{RestoreJob, RestoreProgress};
-use crate::store::{PartitionStore, StoreError};
-use crate::window::WindowSpec;
+use crate::count::counts::{PartitionCounts, WindowId};
+use crate::count::emit::{self, CommitInput, CommitPlan, WindowCount};
+use crate::count::restore::{RestoreJob, RestoreProgress};
+use crate::count::store::{PartitionStore, StoreError};
+use crate::count::window::WindowSpec;
+use crate::engine::offsets::{PartitionOffsets, RestoredStart, restored_start};
 use std::sync::Arc;
 use std::time::Instant;
 use videocounter_protocol::EmitMode;
@@ -78,24 +78,36 @@ impl ActiveTask {
         Ok((task, start))
     }
 
-    /// Whether the next commit writes anything for this partition, given
-    /// the consumer's position of it.
-    pub fn has_work(&self, position: Option<i64>) -> bool {
-        self.counts.is_dirty() || self.offsets.to_commit(position).is_some()
+    /// Takes the counts since the last commit, for the commit being prepared.
+    pub fn take_pending(&mut self) -> PendingCounts {
+        PendingCounts {
+            deltas: self.counts.take_deltas(),
+            old_stream_time: self.counts.committed_stream_time(),
+            new_stream_time: self.counts.stream_time(),
+        }
     }
+}
 
-    /// Takes the counts since the last commit, reads what they build on from
-    /// the store, and decides what this commit writes for the partition,
-    /// including the repartition offset it moves to (`position`).
-    pub fn prepare(
-        &mut self,
+/// What a partition counted since its last commit.
+pub struct PendingCounts {
+    pub deltas: Vec<(WindowId, u64)>,
+    pub old_stream_time: Option<i64>,
+    pub new_stream_time: Option<i64>,
+}
+
+impl PendingCounts {
+    /// Reads what the counts build on from the store and decides what this
+    /// commit writes for the partition, including the repartition offset it
+    /// moves to (`position`). Runs on the commit thread.
+    pub fn plan(
+        self,
+        store: &PartitionStore,
         specs: &[WindowSpec],
         emit: EmitMode,
         position: Option<i64>,
     ) -> Result<CommitPlan, StoreError> {
-        let deltas = self.counts.take_deltas();
-        let (ids, deltas): (Vec<WindowId>, Vec<u64>) = deltas.into_iter().unzip();
-        let bases = self.store.counts(&ids)?;
+        let (ids, deltas): (Vec<WindowId>, Vec<u64>) = self.deltas.into_iter().unzip();
+        let bases = store.counts(&ids)?;
         let updated: Vec<WindowCount> = ids
             .into_iter()
             .zip(bases.into_iter().zip(deltas))
@@ -104,17 +116,16 @@ impl ActiveTask {
                 count: base + delta,
             })
             .collect();
-        let old = self.counts.committed_stream_time();
-        let new = self.counts.stream_time();
+        let (old, new) = (self.old_stream_time, self.new_stream_time);
         let mut closing_in_store = Vec::new();
         let mut expiring_in_store = Vec::new();
         for (window, r) in emit::ranges(specs, old, new).into_iter().enumerate() {
             let spec = &specs[window];
             if emit == EmitMode::OnWindowClose && spec.any_start_in(&r.closed) {
-                closing_in_store.extend(self.store.windows_in(window, r.closed)?);
+                closing_in_store.extend(store.windows_in(window, r.closed)?);
             }
             if spec.any_start_in(&r.expired) {
-                expiring_in_store.extend(self.store.windows_in(window, r.expired)?);
+                expiring_in_store.extend(store.windows_in(window, r.expired)?);
             }
         }
         Ok(emit::plan_commit(CommitInput {

@@ -1,0 +1,16 @@
+//! Stage 2, count: each repartition partition is one task ([`task`]) with
+//! its RocksDB store ([`store`]), restored from its changelog on
+//! assignment ([`restore`]). Records are counted in memory ([`counts`]) in
+//! tumbling windows ([`window`]); each commit decides what to write
+//! ([`emit`]): output records ([`output`]), changelog records and store
+//! writes ([`keys`]).
+
+pub mod counts;
+pub mod emit;
+pub mod keys;
+pub mod output;
+pub mod partitioner;
+pub mod restore;
+pub mod store;
+pub mod task;
+pub mod window;
