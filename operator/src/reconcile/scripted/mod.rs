@@ -128,6 +128,17 @@ fn list_pods(pods: Vec<Value>) -> Exchange {
     .query(SELECTOR)
 }
 
+/// The roll stage's two reads: the StatefulSet (its generation and the one
+/// its controller observed; update revision `likes-new`) and its two pods,
+/// Ready on `pods_on`.
+async fn serve_observation(server: &mut ApiServer, generation: i64, observed: i64, pods_on: &str) {
+    let sts = stateful_set(generation, observed, "likes-new", "likes-old");
+    server.serve(get_stateful_set(sts)).await;
+    server
+        .serve(list_pods(vec![pod(0, pods_on, true), pod(1, pods_on, true)]))
+        .await;
+}
+
 /// An Event the reconcile publishes.
 fn event(kind: &'static str, reason: &'static str, note: &'static str) -> Exchange {
     exchange(Method::POST, EVENTS, StatusCode::CREATED, echo()).check(event_check(kind, reason, note))
@@ -239,15 +250,7 @@ async fn a_missing_secret_changes_no_worker() {
                     assert!(text.contains("SASL_PLAINTEXT"), "{text}");
                 }))
                 .await;
-            server
-                .serve(get_stateful_set(stateful_set(2, 2, "likes-new", "likes-old")))
-                .await;
-            server
-                .serve(list_pods(vec![
-                    pod(0, "likes-old", true),
-                    pod(1, "likes-old", true),
-                ]))
-                .await;
+            serve_observation(&mut server, 2, 2, "likes-old").await;
             server
                 .serve(event("Warning", "SecretNotFound", "kafka.sasl.username"))
                 .await;
@@ -289,15 +292,7 @@ async fn a_rollout_step_deletes_one_pod_by_uid() {
     let observed = scripted(
         |ctx| async move { roll::roll(&ctx, &vc, "media", 1, true).await },
         |mut server| async move {
-            server
-                .serve(get_stateful_set(stateful_set(3, 3, "likes-new", "likes-old")))
-                .await;
-            server
-                .serve(list_pods(vec![
-                    pod(0, "likes-old", true),
-                    pod(1, "likes-old", true),
-                ]))
-                .await;
+            serve_observation(&mut server, 3, 3, "likes-old").await;
             let delete = exchange(
                 Method::DELETE,
                 format!("{NS}/pods/likes-1"),
@@ -326,15 +321,7 @@ async fn a_finished_rollout_is_recorded_and_an_unobserved_template_is_not_rolled
     let unobserved = scripted(
         |ctx| async move { roll::roll(&ctx, &vc, "media", 1, true).await },
         |mut server| async move {
-            server
-                .serve(get_stateful_set(stateful_set(4, 3, "likes-new", "likes-old")))
-                .await;
-            server
-                .serve(list_pods(vec![
-                    pod(0, "likes-old", true),
-                    pod(1, "likes-old", true),
-                ]))
-                .await;
+            serve_observation(&mut server, 4, 3, "likes-old").await;
             server
         },
     )
@@ -346,15 +333,7 @@ async fn a_finished_rollout_is_recorded_and_an_unobserved_template_is_not_rolled
     let settled = scripted(
         |ctx| async move { roll::roll(&ctx, &vc, "media", 1, true).await },
         |mut server| async move {
-            server
-                .serve(get_stateful_set(stateful_set(3, 3, "likes-new", "likes-old")))
-                .await;
-            server
-                .serve(list_pods(vec![
-                    pod(0, "likes-new", true),
-                    pod(1, "likes-new", true),
-                ]))
-                .await;
+            serve_observation(&mut server, 3, 3, "likes-new").await;
             let done = stateful_set(3, 3, "likes-new", "likes-new");
             let record = exchange(
                 Method::PATCH,
