@@ -37,9 +37,10 @@ pub struct Cli {
     pub application_id: Option<String>,
     #[arg(long, env = "VIDEOCOUNTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Consumer group protocol: `consumer` (KIP-848, broker-side assignment) or
-    /// `classic` (cooperative-sticky). See the README for the measurements.
-    #[arg(long, env = "VIDEOCOUNTER_GROUP_PROTOCOL", value_enum, default_value_t = GroupProtocol::Consumer)]
+    /// Consumer group protocol: `classic` (cooperative-sticky; a crashed
+    /// static member gets its partitions back at once) or `consumer` (KIP-848,
+    /// broker-side assignment). See the README for the measurements.
+    #[arg(long, env = "VIDEOCOUNTER_GROUP_PROTOCOL", value_enum, default_value_t = GroupProtocol::Classic)]
     pub group_protocol: GroupProtocol,
     /// Classic protocol only: how long the group waits for a silent member before
     /// moving its partitions (KIP-848 takes it from the broker's

@@ -70,9 +70,13 @@ fn main() -> std::process::ExitCode {
     });
     runtime.spawn(signals.listen(shared.clone()));
 
-    session::run_all(settings, shared);
+    session::run_all(settings, shared.clone());
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    std::process::ExitCode::SUCCESS
+    if shared.process_failed() {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -82,8 +82,9 @@ async fn a_replacement_waits_for_the_stores_a_hung_worker_still_holds() {
     second.data_dir = first.data_dir.clone();
     second.log = app.dir.join("worker-a-replacement.log");
     second.start();
-    // Once the broker expires the hung member, the replacement is assigned
-    // its partitions and finds their stores locked.
+    // The replacement is assigned the partitions (at once under the classic
+    // protocol, once the broker expires the hung member under KIP-848) and
+    // finds their stores locked.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !second.log_text().contains("store is still locked") {
         assert!(std::time::Instant::now() < deadline, "{}", second.log_tail(30));
@@ -97,10 +98,30 @@ async fn a_replacement_waits_for_the_stores_a_hung_worker_still_holds() {
     assert_eq!(second.get("/readyz").unwrap().0, 503);
     produce_raw(&app.input, &events[2_000..3_000]);
 
-    // The hung worker wakes up: fenced, it gives up its stores.
+    // The hung worker wakes up: fenced, it gives up its stores and stops
+    // (taking its instance id back would fence the replacement in turn).
     first.signal("CONT");
     second.wait_ready(Duration::from_secs(90));
     assert!(second.is_running());
+    // (Under KIP-848 the broker refuses its rejoin instead: it stays, idle.)
+    let classic = std::env::var("VIDEOCOUNTER_TEST_GROUP_PROTOCOL").map_or(true, |p| p == "classic");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while classic && first.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fenced worker keeps running\n{}",
+            first.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !classic
+            || first
+                .log_text()
+                .contains("another process joined the group with this instance id"),
+        "{}",
+        first.log_tail(20)
+    );
     produce_raw(&app.input, &events[3_000..]);
     wait_caught_up(&app, Duration::from_secs(60), &[&second, &first]);
     assert_counts_equal(&final_counts(&read_outputs(&app)), &truth);

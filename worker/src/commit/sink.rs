@@ -27,6 +27,18 @@ pub enum SinkError {
 }
 
 impl SinkError {
+    /// Whether another process with this worker's instance id (and so its
+    /// transactional id) took over: the producer is fenced for good.
+    pub fn fenced_by_another_instance(&self) -> bool {
+        match self {
+            SinkError::Kafka { source, .. } => matches!(
+                source.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::FencedInstanceId)
+            ),
+            _ => false,
+        }
+    }
+
     /// Whether the producer itself is unusable (fenced by a newer instance of
     /// this worker, or a fatal idempotence error): only a new session helps.
     /// Every other failure just aborts the transaction.

@@ -316,7 +316,15 @@ mod tests {
         assert_eq!(replay_from(Some(50), 10, 50), Replay::Tail(50), "up to date");
         assert_eq!(replay_from(Some(10), 10, 50), Replay::Tail(10));
         assert_eq!(replay_from(None, 10, 50), Replay::Whole);
-        assert_eq!(replay_from(Some(5), 10, 50), Replay::Rebuild, "before the changelog's start");
-        assert_eq!(replay_from(Some(60), 10, 50), Replay::Rebuild, "past its end: another changelog");
+        assert_eq!(
+            replay_from(Some(5), 10, 50),
+            Replay::Rebuild,
+            "before the changelog's start"
+        );
+        assert_eq!(
+            replay_from(Some(60), 10, 50),
+            Replay::Rebuild,
+            "past its end: another changelog"
+        );
     }
 }

@@ -97,6 +97,19 @@ pub enum SessionEnd {
     CommitThread(String),
 }
 
+impl SessionEnd {
+    /// Whether another process with this worker's instance id took over.
+    pub fn fenced_by_another_instance(&self) -> bool {
+        let sink = |e: &CommitError| matches!(e, CommitError::Sink(s) if s.fenced_by_another_instance());
+        match self {
+            SessionEnd::Commit(e) => sink(e),
+            SessionEnd::AbortFailed { commit, abort } => sink(commit) || abort.fenced_by_another_instance(),
+            SessionEnd::InitProducer(e) | SessionEnd::LostAbortFailed(e) => e.fenced_by_another_instance(),
+            _ => false,
+        }
+    }
+}
+
 /// Consecutive failed commits after which the session is rebuilt.
 const MAX_COMMIT_FAILURES: u32 = 5;
 
@@ -197,6 +210,10 @@ impl Engine {
 
     pub fn broken(&self) -> Option<&SessionEnd> {
         self.broken.as_ref()
+    }
+
+    pub fn take_broken(&mut self) -> Option<SessionEnd> {
+        self.broken.take()
     }
 
     /// A warm shutdown: every Kafka call from now on ends by `deadline`.

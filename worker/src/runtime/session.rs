@@ -15,7 +15,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -28,8 +28,23 @@ pub enum SessionError {
     Sink(#[from] SinkError),
     #[error("consumer: {0}")]
     Consumer(KafkaError),
-    #[error("{0}")]
-    Broken(String),
+    #[error(transparent)]
+    Ended(Box<SessionEnd>),
+}
+
+impl SessionError {
+    /// Another process joined the group with this worker's instance id (a
+    /// replacement of a hung worker, or two workers configured alike): this
+    /// one must stop rather than take the id back, or the two would fence
+    /// each other forever.
+    pub fn fenced_by_another_instance(&self) -> bool {
+        match self {
+            SessionError::Consumer(e) => e.rdkafka_error_code() == Some(RDKafkaErrorCode::FencedInstanceId),
+            SessionError::Sink(e) => e.fenced_by_another_instance(),
+            SessionError::Ended(e) => e.fenced_by_another_instance(),
+            SessionError::Setup(_) => false,
+        }
+    }
 }
 
 /// Consumer callbacks: rebalances go to the engine (which commits before
@@ -175,6 +190,22 @@ pub fn run(settings: Arc<Settings>, shared: Arc<Shared>, slot: usize, resources:
         let started = Instant::now();
         match run_session(&settings, &shared, slot, &resources) {
             Ok(()) => break,
+            Err(e) if e.fenced_by_another_instance() => {
+                tracing::error!(
+                    error = %e,
+                    instance = %settings.instance_id,
+                    "another process joined the group with this instance id; stopping (only one worker may use it)"
+                );
+                shared.set_problem(
+                    slot,
+                    Some(format!(
+                        "fenced: another process uses instance id {}",
+                        settings.instance_id
+                    )),
+                );
+                shared.fail_process();
+                break;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "session ended; starting a new one in {backoff:?}");
                 shared.set_problem(slot, Some(e.to_string()));
@@ -262,8 +293,8 @@ fn poll_loop(consumer: &BaseConsumer<SessionContext>, shared: &Shared) -> Result
         }
         let committing = {
             let mut engine = context.engine();
-            if let Some(reason) = engine.broken() {
-                return Err(SessionError::Broken(reason.to_string()));
+            if let Some(reason) = engine.take_broken() {
+                return Err(SessionError::Ended(Box::new(reason)));
             }
             engine.housekeeping(consumer);
             if shared.take_dump_request(context.slot) {

@@ -76,6 +76,8 @@ pub struct Shared {
     /// One per consumer session of the process.
     slots: Vec<RwLock<Status>>,
     shutdown: AtomicBool,
+    /// A session ended the process (fenced by another instance): exit non-zero.
+    failed: AtomicBool,
     /// Dumps asked for so far, and per session the last one it did.
     dumps: AtomicU64,
     dumps_done: Vec<AtomicU64>,
@@ -118,6 +120,7 @@ impl Shared {
             metrics,
             owners,
             shutdown: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             dumps: AtomicU64::new(0),
         }
     }
@@ -153,6 +156,16 @@ impl Shared {
     pub fn refresh_ready(&self) {
         let ready = self.status().readiness().is_ok();
         self.metrics.ready.set(i64::from(ready));
+    }
+
+    /// Stops every session and makes the process exit with a failure.
+    pub fn fail_process(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.request_shutdown();
+    }
+
+    pub fn process_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
     }
 
     pub fn request_shutdown(&self) {

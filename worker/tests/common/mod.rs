@@ -152,7 +152,7 @@ impl TestApp {
                 "--session-timeout".into(),
                 "6s".into(),
                 "--group-protocol".into(),
-                std::env::var("VIDEOCOUNTER_TEST_GROUP_PROTOCOL").unwrap_or_else(|_| "consumer".into()),
+                std::env::var("VIDEOCOUNTER_TEST_GROUP_PROTOCOL").unwrap_or_else(|_| "classic".into()),
             ],
             child: None,
         }
