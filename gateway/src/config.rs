@@ -35,11 +35,7 @@ impl From<FormatArg> for InputFormat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use videocounter_shell::logs::LogFormat;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -150,7 +146,7 @@ pub fn resolve(args: &GatewayArgs, worker: Option<&WorkerConfig>) -> Result<Sett
             bootstrap_servers: servers.clone(),
             ..w.kafka.clone()
         },
-        (Some(servers), None) => crate::kafka::plaintext(servers),
+        (Some(servers), None) => videocounter_shell::kafka::plaintext(servers),
         (None, Some(w)) => w.kafka.clone(),
         (None, None) => return Err("--bootstrap-servers or --worker-config is required".into()),
     };

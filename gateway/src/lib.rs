@@ -8,6 +8,9 @@
 //!   the `videocounter-loadgen` CLI.
 //! - `status`: worker readiness and lag for the dashboard's status strip.
 //! - `http`: the router and the embedded dashboard; `server` wires it all.
+//!
+//! Kafka client settings, logs and the `/metrics` answer come from
+//! `videocounter-shell`, shared with the worker and the operator.
 
 pub mod clock;
 pub mod config;
@@ -15,11 +18,9 @@ pub mod error;
 pub mod generator;
 pub mod http;
 pub mod ingest;
-pub mod kafka;
 pub mod live;
 pub mod metrics;
 pub mod server;
 pub mod status;
-pub mod telemetry;
 
 pub use error::GatewayError;

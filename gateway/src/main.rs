@@ -3,12 +3,12 @@
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use videocounter_gateway::config::{GatewayArgs, load_worker_config, resolve};
-use videocounter_gateway::{server, telemetry};
+use videocounter_gateway::server;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = GatewayArgs::parse();
-    telemetry::init(args.log_format);
+    videocounter_shell::logs::init(args.log_format, "info");
     let worker = args
         .worker_config
         .as_deref()

@@ -2,10 +2,17 @@
 //! fleet of workers (StatefulSet, Services, ConfigMap, PDB, Kafka topics) and
 //! rolls changes through it at most `maxUnavailable` pods at a time.
 //!
-//! Pure parts (unit-tested without an API server): [`crd`], [`render`],
-//! [`builders`], [`rollout`], [`pod_health`], [`status`], [`startup`] and
-//! [`topics::check_topics`].
-//! I/O shells: [`controller`], [`apply`], [`topics::TopicAdmin`], [`leader`], [`http`].
+//! - [`crd`]: the resource (spec, status, schema and CEL rules).
+//! - [`reconcile`]: what one reconcile does, a module per stage in the
+//!   order they run (dereference, validate, topics, build, apply, roll,
+//!   status); the pure ones and the pure cores of the others (rollout plan
+//!   and budget, pod health, status, requeue and Event decisions) are
+//!   unit-tested without an API server.
+//! - [`controller`]: which changes trigger a reconcile.
+//! - [`leader`], [`http`], [`metrics`], [`startup`]: the process around it.
+//!
+//! Kafka client settings and topic administration, logs and the `/metrics`
+//! answer come from `videocounter-shell`, shared with the worker and the gateway.
 //!
 //! # RBAC
 //! Exactly the calls the operator makes (a namespaced Role when run with
@@ -22,17 +29,11 @@
 //! - `events.k8s.io` `events`: create, patch
 //! - `coordination.k8s.io` `leases`: get, create, patch (leader election)
 
-pub mod apply;
-pub mod builders;
 pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
-pub mod pod_health;
-pub mod render;
-pub mod rollout;
+pub mod reconcile;
 pub mod startup;
-pub mod status;
-pub mod topics;

@@ -2,7 +2,7 @@
 //! controller). The logic lives in the library.
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
-use videocounter_operator::builders::BuildSettings;
-use videocounter_operator::controller::{self, Context};
+use videocounter_operator::controller;
 use videocounter_operator::crd::VideoCounter;
 use videocounter_operator::http::{HttpState, router};
 use videocounter_operator::leader::{self, LeaseSettings};
 use videocounter_operator::metrics::Metrics;
+use videocounter_operator::reconcile::Context;
+use videocounter_operator::reconcile::validate::Defaults;
 use videocounter_operator::startup::{self, Step};
+use videocounter_shell::logs::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -88,12 +90,6 @@ struct RunArgs {
     log_format: LogFormat,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 fn default_worker_image() -> &'static str {
     concat!("ghcr.io/videocounter/worker:", env!("CARGO_PKG_VERSION"))
 }
@@ -109,7 +105,7 @@ async fn main() -> ExitCode {
         Some(Command::Run(args)) => args,
         None => cli.run,
     };
-    init_logs(args.log_format);
+    logs::init(args.log_format, "info,kube_lease_manager=warn");
     match run(args).await {
         Ok(code) => code,
         Err(e) => {
@@ -117,19 +113,6 @@ async fn main() -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_lease_manager=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
@@ -194,8 +177,8 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let ctx = Arc::new(Context::new(
         client,
         args.namespace.clone(),
-        BuildSettings {
-            default_worker_image: args.worker_image.clone(),
+        Defaults {
+            worker_image: args.worker_image.clone(),
         },
         metrics.clone(),
     ));

@@ -18,6 +18,17 @@ pub fn default_dead_letter_topic(application_id: &str) -> String {
     format!("{application_id}-dead-letter")
 }
 
+/// Kafka's topic-name rule: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// Application ids stay shorter so derived names fit.
+pub fn is_valid_topic_name(name: &str) -> bool {
+    (1..=200).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// Every topic a deployment needs, with its role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicPlan {

@@ -3,7 +3,7 @@
 //! environment fallbacks, validated once at start.
 
 use crate::count::counts::MAX_WINDOWS;
-use crate::count::window::{WindowSpec, combine_bucket_ms};
+use crate::count::window::{CountWindow, combine_bucket_ms};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,11 +59,7 @@ pub struct Cli {
     pub threads: u16,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use videocounter_shell::logs::LogFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GroupProtocol {
@@ -84,7 +80,7 @@ pub struct Settings {
     pub shutdown_timeout: std::time::Duration,
     /// Consumer sessions of the process.
     pub threads: u16,
-    pub specs: Arc<[WindowSpec]>,
+    pub specs: Arc<[CountWindow]>,
     pub input_topic: String,
     pub repartition_topic: String,
     pub changelog_topic: String,
@@ -169,10 +165,10 @@ impl Settings {
             return Err(ConfigError::Invalid(errors));
         }
 
-        let specs: Arc<[WindowSpec]> = worker
+        let specs: Arc<[CountWindow]> = worker
             .resolved_windows()
             .iter()
-            .map(WindowSpec::from_resolved)
+            .map(CountWindow::from_resolved)
             .collect();
         let app = worker.application_id.clone();
         Ok(Self {

@@ -1,68 +1,28 @@
 //! Kafka client settings and the topics a worker needs.
 
 use crate::config::{GroupProtocol, Settings};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use videocounter_protocol::topics::{TopicPlan, topic_plan};
+use videocounter_protocol::topics::topic_plan;
+use videocounter_shell::kafka::{Credentials, SecretFileError, TopicAdmin, TopicError, client_config};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
-    #[error("cannot read {what} from {path}: {source}")]
-    SecretFile {
-        what: &'static str,
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("Kafka at {bootstrap} is unreachable or failing: {source}")]
-    Unreachable { bootstrap: String, source: KafkaError },
-    #[error("cannot create topic {topic}: {reason}")]
-    CreateTopic { topic: String, reason: String },
-    #[error("{0}")]
-    PartitionMismatch(String),
+    #[error(transparent)]
+    SecretFile(#[from] SecretFileError),
+    #[error(transparent)]
+    Topics(#[from] TopicError),
 }
 
 /// Connection settings shared by every client (brokers, TLS, SASL).
 pub fn base_config(settings: &Settings) -> Result<ClientConfig, KafkaSetupError> {
-    let kafka = &settings.worker.kafka;
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &kafka.bootstrap_servers)
-        .set("client.id", &settings.instance_id)
-        .set("security.protocol", kafka.security_protocol.as_librdkafka());
+    let mut c = client_config(&settings.worker.kafka, &settings.instance_id, Credentials::Files)?;
     // Troubleshooting: librdkafka's own debug contexts (e.g. `eos,cgrp`), logged at debug level.
     if let Ok(contexts) = std::env::var("VIDEOCOUNTER_LIBRDKAFKA_DEBUG")
         && !contexts.is_empty()
     {
         c.set("debug", contexts);
-    }
-    if let Some(tls) = &kafka.tls {
-        for (key, file) in [
-            ("ssl.ca.location", &tls.ca_file),
-            ("ssl.certificate.location", &tls.cert_file),
-            ("ssl.key.location", &tls.key_file),
-        ] {
-            if let Some(f) = file {
-                c.set(key, f.to_string_lossy());
-            }
-        }
-    }
-    if let Some(sasl) = &kafka.sasl {
-        let read = |what, path: &std::path::PathBuf| {
-            std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
-                .map_err(|source| KafkaSetupError::SecretFile {
-                    what,
-                    path: path.display().to_string(),
-                    source,
-                })
-        };
-        c.set("sasl.mechanisms", sasl.mechanism.as_librdkafka())
-            .set("sasl.username", read("SASL username", &sasl.username_file)?)
-            .set("sasl.password", read("SASL password", &sasl.password_file)?);
     }
     Ok(c)
 }
@@ -149,114 +109,19 @@ pub fn plain_consumer_config(base: &ClientConfig, read_committed: bool) -> Clien
     c
 }
 
-/// Creates the missing topics of the plan and checks the partition counts of
-/// the existing ones. Returns the partition count of every planned topic.
+/// Creates the missing topics of the plan and checks the existing ones
+/// (partition counts, a compacted changelog), so a worker runs without the
+/// operator. Returns the partition count of every planned topic.
 pub fn ensure_topics(
     base: &ClientConfig,
     settings: &Settings,
 ) -> Result<BTreeMap<String, usize>, KafkaSetupError> {
-    let bootstrap = settings.worker.kafka.bootstrap_servers.clone();
-    let unreachable = |source| KafkaSetupError::Unreachable {
-        bootstrap: bootstrap.clone(),
-        source,
-    };
-    let admin: AdminClient<DefaultClientContext> = base.create().map_err(unreachable)?;
+    let admin = TopicAdmin::new(base)?;
     let plan = topic_plan(&settings.worker);
-    let existing = partition_counts(&admin, &plan).map_err(unreachable)?;
-    let missing: Vec<&TopicPlan> = plan.iter().filter(|t| !existing.contains_key(&t.name)).collect();
-    if !missing.is_empty() {
-        let new_topics: Vec<NewTopic<'_>> = missing
-            .iter()
-            .map(|t| {
-                let mut n = NewTopic::new(&t.name, t.partitions as i32, TopicReplication::Fixed(-1));
-                for (k, v) in t.role.configs() {
-                    n = n.set(k, v);
-                }
-                n
-            })
-            .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results =
-            futures::executor::block_on(admin.create_topics(&new_topics, &opts)).map_err(unreachable)?;
-        for r in results {
-            match r {
-                Ok(topic) => tracing::info!(%topic, "created topic"),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => {
-                    return Err(KafkaSetupError::CreateTopic {
-                        topic,
-                        reason: code.to_string(),
-                    });
-                }
-            }
+    futures::executor::block_on(async {
+        for topic in admin.ensure(&plan, None).await? {
+            tracing::info!(%topic, "created topic");
         }
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let counts = loop {
-        let counts = partition_counts(&admin, &plan).map_err(unreachable)?;
-        if plan.iter().all(|t| counts.contains_key(&t.name)) || std::time::Instant::now() > deadline {
-            break counts;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let problems = partition_problems(&plan, &counts);
-    if problems.is_empty() {
-        Ok(counts)
-    } else {
-        Err(KafkaSetupError::PartitionMismatch(problems.join("; ")))
-    }
-}
-
-/// Partition counts of the planned topics that exist (with leaders for every partition).
-fn partition_counts(
-    admin: &AdminClient<DefaultClientContext>,
-    plan: &[TopicPlan],
-) -> Result<BTreeMap<String, usize>, KafkaError> {
-    let md = admin.inner().fetch_metadata(None, Duration::from_secs(10))?;
-    Ok(md
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && plan.iter().any(|p| p.name == t.name()))
-        .filter(|t| !t.partitions().is_empty())
-        .map(|t| (t.name().to_owned(), t.partitions().len()))
-        .collect())
-}
-
-/// Every planned topic whose partition count must match and does not, or that is missing.
-pub fn partition_problems(plan: &[TopicPlan], counts: &BTreeMap<String, usize>) -> Vec<String> {
-    plan.iter()
-        .filter_map(|t| match counts.get(&t.name) {
-            None => Some(format!(
-                "topic {} does not exist and could not be created",
-                t.name
-            )),
-            Some(&n) if t.role.partition_count_must_match() && n != t.partitions as usize => Some(format!(
-                "topic {} has {n} partitions but topics.partitions is {} ({:?} topics must match it: \
-                 repartition, changelog and outputs are co-partitioned)",
-                t.name, t.partitions, t.role
-            )),
-            Some(_) => None,
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use videocounter_protocol::WorkerConfig;
-
-    #[test]
-    fn mismatched_internal_topics_are_named_and_the_input_may_differ() {
-        let plan = topic_plan(&WorkerConfig::with_bootstrap("k:9092"));
-        let mut counts: BTreeMap<String, usize> = plan.iter().map(|t| (t.name.clone(), 6)).collect();
-        assert!(partition_problems(&plan, &counts).is_empty());
-        counts.insert("video_clicks_ingestion".into(), 12);
-        assert!(partition_problems(&plan, &counts).is_empty());
-        counts.insert("videocounter-counts-changelog".into(), 3);
-        counts.remove("video_aggregations_5");
-        let problems = partition_problems(&plan, &counts);
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].contains("videocounter-counts-changelog has 3 partitions"));
-        assert!(problems[1].contains("video_aggregations_5 does not exist"));
-    }
+        Ok(admin.wait_until_listed(&plan, Duration::from_secs(30)).await?)
+    })
 }

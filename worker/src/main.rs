@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use std::sync::Arc;
-use videocounter_worker::config::{Cli, LogFormat, Settings};
+use videocounter_worker::config::{Cli, Settings};
 use videocounter_worker::runtime::owners::OwnerDirectory;
 use videocounter_worker::runtime::signals::Signals;
 use videocounter_worker::runtime::state::Shared;
@@ -11,7 +11,7 @@ use videocounter_worker::runtime::{http, session};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    videocounter_shell::logs::init(cli.log_format, "info,librdkafka=warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -76,19 +76,5 @@ fn main() -> std::process::ExitCode {
         std::process::ExitCode::FAILURE
     } else {
         std::process::ExitCode::SUCCESS
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
     }
 }

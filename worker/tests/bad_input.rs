@@ -138,7 +138,7 @@ async fn a_changelog_with_the_wrong_partition_count_keeps_the_worker_alive_and_n
     };
     assert!(
         reason.contains(&format!(
-            "{} has 3 partitions but topics.partitions is 4",
+            "topic {} has 3 partitions, 4 are needed",
             app.changelog_topic()
         )),
         "{reason}"

@@ -19,7 +19,6 @@ use videocounter_gateway::generator::replay::{FileFormat, csv_rows, json_lines};
 use videocounter_gateway::generator::traffic::{Distribution, TrafficSpec, default_prefix};
 use videocounter_gateway::ingest::producer::{LikeProducer, ProducerSettings};
 use videocounter_gateway::ingest::request::check_video_id;
-use videocounter_gateway::{kafka, telemetry};
 use videocounter_protocol::HumanDuration;
 
 #[derive(Debug, Parser)]
@@ -120,7 +119,7 @@ struct ReplayArgs {
 fn producer(args: &KafkaArgs) -> anyhow::Result<LikeProducer> {
     LikeProducer::new(
         ProducerSettings {
-            connection: kafka::plaintext(&args.bootstrap_servers),
+            connection: videocounter_shell::kafka::plaintext(&args.bootstrap_servers),
             topic: args.topic.clone(),
             format: args.input_format.into(),
             delivery_timeout: args.delivery_timeout.0,
@@ -220,7 +219,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Generate(a) => a.kafka.log_format,
         Command::Replay(a) => a.kafka.log_format,
     };
-    telemetry::init(log_format);
+    videocounter_shell::logs::init(log_format, "info");
     let report = match cli.command {
         Command::Generate(a) => generate(a).await?,
         Command::Replay(a) => replay(a).await?,

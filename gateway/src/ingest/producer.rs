@@ -16,6 +16,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 use videocounter_protocol::InputFormat;
 use videocounter_protocol::config::KafkaConnection;
+use videocounter_shell::kafka::{Credentials, client_config};
 
 #[derive(Debug, Clone)]
 pub struct ProducerSettings {
@@ -34,7 +35,7 @@ pub struct LikeProducer {
 
 impl LikeProducer {
     pub fn new(settings: ProducerSettings, client_id: &str) -> anyhow::Result<Self> {
-        let mut config = crate::kafka::client_config(&settings.connection, client_id)?;
+        let mut config = client_config(&settings.connection, client_id, Credentials::Files)?;
         let timeout_ms = settings.delivery_timeout.as_millis().max(1).to_string();
         config
             .set("enable.idempotence", "true")
@@ -238,7 +239,7 @@ mod tests {
 
     fn settings() -> ProducerSettings {
         ProducerSettings {
-            connection: crate::kafka::plaintext("k1:9092"),
+            connection: videocounter_shell::kafka::plaintext("k1:9092"),
             topic: "likes".into(),
             format: InputFormat::Raw,
             delivery_timeout: Duration::from_secs(3),

@@ -40,7 +40,11 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut config = crate::kafka::client_config(&settings.connection, "videocounter-gateway-feed")?;
+    let mut config = videocounter_shell::kafka::client_config(
+        &settings.connection,
+        "videocounter-gateway-feed",
+        videocounter_shell::kafka::Credentials::Files,
+    )?;
     config
         // Required by librdkafka; never joined or committed (partitions are assigned by hand).
         .set("group.id", format!("videocounter-gateway-{}", std::process::id()))

@@ -4,6 +4,8 @@
 
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+pub use videocounter_protocol::config::{SaslMechanism, SecurityProtocol};
 
 /// Connection to the Kafka cluster.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -26,21 +28,6 @@ pub struct KafkaSpec {
     /// SASL credentials from Secrets, for the SASL_PLAINTEXT and SASL_SSL protocols.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<SaslSpec>,
-}
-
-/// Kafka `security.protocol`.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SecurityProtocol {
-    /// No encryption, no authentication.
-    #[default]
-    Plaintext,
-    /// TLS encryption (and client certificates when `tls.cert` is set).
-    Ssl,
-    /// SASL authentication without encryption.
-    SaslPlaintext,
-    /// SASL authentication over TLS.
-    SaslSsl,
 }
 
 /// TLS files, each taken from a key of a Secret.
@@ -76,20 +63,6 @@ pub struct SaslSpec {
     pub password: SecretKeyRef,
 }
 
-/// Kafka `sasl.mechanism`.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SaslMechanism {
-    /// Plain user name and password (use with SASL_SSL).
-    #[serde(rename = "PLAIN")]
-    Plain,
-    /// Salted challenge-response with SHA-256.
-    #[serde(rename = "SCRAM-SHA-256")]
-    ScramSha256,
-    /// Salted challenge-response with SHA-512.
-    #[serde(rename = "SCRAM-SHA-512")]
-    ScramSha512,
-}
-
 /// One key of a Secret in the VideoCounter's namespace.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
@@ -106,25 +79,57 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-impl SecurityProtocol {
-    pub fn to_protocol(self) -> videocounter_protocol::config::SecurityProtocol {
-        use videocounter_protocol::config::SecurityProtocol as P;
+/// A field of the connection that names a Secret key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretField {
+    TlsCa,
+    TlsCert,
+    TlsKey,
+    SaslUsername,
+    SaslPassword,
+}
+
+impl SecretField {
+    /// The field's path below `spec`, for messages.
+    pub fn path(self) -> &'static str {
         match self {
-            Self::Plaintext => P::Plaintext,
-            Self::Ssl => P::Ssl,
-            Self::SaslPlaintext => P::SaslPlaintext,
-            Self::SaslSsl => P::SaslSsl,
+            Self::TlsCa => "kafka.tls.ca",
+            Self::TlsCert => "kafka.tls.cert",
+            Self::TlsKey => "kafka.tls.key",
+            Self::SaslUsername => "kafka.sasl.username",
+            Self::SaslPassword => "kafka.sasl.password",
         }
     }
 }
 
-impl SaslMechanism {
-    pub fn to_protocol(self) -> videocounter_protocol::config::SaslMechanism {
-        use videocounter_protocol::config::SaslMechanism as M;
-        match self {
-            Self::Plain => M::Plain,
-            Self::ScramSha256 => M::ScramSha256,
-            Self::ScramSha512 => M::ScramSha512,
+impl KafkaSpec {
+    /// Every Secret key the connection refers to, with the field that names
+    /// it, in field order (TLS CA, certificate, key, SASL user name, password).
+    pub fn secret_refs(&self) -> Vec<(SecretField, &SecretKeyRef)> {
+        let mut refs = Vec::new();
+        if let Some(tls) = &self.tls {
+            for (field, r) in [
+                (SecretField::TlsCa, &tls.ca),
+                (SecretField::TlsCert, &tls.cert),
+                (SecretField::TlsKey, &tls.key),
+            ] {
+                refs.extend(r.as_ref().map(|r| (field, r)));
+            }
         }
+        if let Some(sasl) = &self.sasl {
+            refs.extend([
+                (SecretField::SaslUsername, &sasl.username),
+                (SecretField::SaslPassword, &sasl.password),
+            ]);
+        }
+        refs
+    }
+
+    /// Names of the Secrets the connection refers to, each once, sorted.
+    pub fn secret_names(&self) -> BTreeSet<String> {
+        self.secret_refs()
+            .into_iter()
+            .map(|(_, r)| r.name.clone())
+            .collect()
     }
 }

@@ -15,7 +15,7 @@ mod schema;
 mod status;
 mod worker;
 
-pub use kafka::{KafkaSpec, KafkaTls, SaslMechanism, SaslSpec, SecretKeyRef, SecurityProtocol};
+pub use kafka::{KafkaSpec, KafkaTls, SaslMechanism, SaslSpec, SecretField, SecretKeyRef, SecurityProtocol};
 pub use schema::{Quantity, int_or_string, scaled_value};
 pub use status::{Condition, ConditionStatus, Phase, RolloutStatus, VideoCounterStatus};
 pub use worker::{
@@ -25,6 +25,9 @@ pub use worker::{
 
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
+use videocounter_protocol::config;
+/// The enums the worker configuration uses, so the CRD and the file share one vocabulary.
+pub use videocounter_protocol::{EmitMode, InputFormat, ProcessingGuarantee};
 
 /// Annotation on a VideoCounter that restarts every worker pod when its value
 /// changes (like `kubectl rollout restart`): the operator copies it into the pod
@@ -201,12 +204,14 @@ pub struct TopicsSpec {
 }
 
 impl Default for TopicsSpec {
+    /// The worker configuration's defaults.
     fn default() -> Self {
+        let topics = config::TopicConfig::default();
         Self {
-            input: default_input_topic(),
-            input_format: InputFormat::default(),
-            partitions: default_partitions(),
-            dead_letter: None,
+            input: topics.input,
+            input_format: topics.input_format,
+            partitions: topics.partitions as i32,
+            dead_letter: topics.dead_letter,
             replication_factor: None,
         }
     }
@@ -238,56 +243,24 @@ pub struct WindowSpec {
     pub retention: Option<String>,
 }
 
-/// Encoding of input records.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
-pub enum InputFormat {
-    /// The record value is the video id as UTF-8 text (the Faust app's format).
-    #[default]
-    Raw,
-    /// `{"video_id": "...", "count": 1, "ts": <epoch ms>}`.
-    Json,
-}
-
-/// When window counts are written out.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
-pub enum EmitMode {
-    /// The new count of every changed window at every commit.
-    #[default]
-    OnUpdate,
-    /// One final record per window once stream time passes its end plus grace.
-    OnWindowClose,
-}
-
-/// Delivery guarantee.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
-pub enum ProcessingGuarantee {
-    /// Outputs, changelog and offsets commit in one Kafka transaction.
-    #[default]
-    ExactlyOnce,
-    /// Faster; after a crash some events may be counted twice.
-    AtLeastOnce,
-}
-
 fn default_replicas() -> i32 {
     2
 }
+// The defaults are the worker configuration's, written as the spec writes them.
 fn default_input_topic() -> String {
-    "video_clicks_ingestion".into()
+    config::default_input_topic()
 }
 fn default_partitions() -> i32 {
-    6
+    config::default_partitions() as i32
 }
 fn default_grace() -> String {
-    "10s".into()
+    config::default_grace().to_string()
 }
 fn default_retention() -> String {
-    "30m".into()
+    config::default_retention().to_string()
 }
 fn default_commit_interval() -> String {
-    "100ms".into()
+    config::default_commit_interval().to_string()
 }
 
 impl VideoCounter {

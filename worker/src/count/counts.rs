@@ -2,7 +2,7 @@
 //! the count deltas of the windows touched since the last commit. Pure and
 //! in memory; the committed counts live in the partition's store.
 
-use crate::count::window::WindowSpec;
+use crate::count::window::CountWindow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ struct Delta {
 
 #[derive(Debug)]
 pub struct PartitionCounts {
-    specs: Arc<[WindowSpec]>,
+    specs: Arc<[CountWindow]>,
     stream_time: Option<i64>,
     committed_stream_time: Option<i64>,
     deltas: HashMap<String, Vec<Delta>>,
@@ -48,7 +48,7 @@ pub struct PartitionCounts {
 
 impl PartitionCounts {
     /// State of a partition whose committed stream time is `stream_time`.
-    pub fn new(specs: Arc<[WindowSpec]>, stream_time: Option<i64>) -> Self {
+    pub fn new(specs: Arc<[CountWindow]>, stream_time: Option<i64>) -> Self {
         assert!(specs.len() <= MAX_WINDOWS, "at most {MAX_WINDOWS} window sizes");
         Self {
             specs,
@@ -138,10 +138,10 @@ impl PartitionCounts {
 mod tests {
     use super::*;
 
-    fn specs() -> Arc<[WindowSpec]> {
+    fn specs() -> Arc<[CountWindow]> {
         [(10, 2), (30, 2)]
             .into_iter()
-            .map(|(size, grace)| WindowSpec {
+            .map(|(size, grace)| CountWindow {
                 size_ms: size,
                 grace_ms: grace,
                 retention_ms: 100,

@@ -9,7 +9,7 @@
 //! the transaction that committed that stream time.
 
 use crate::count::counts::WindowId;
-use crate::count::window::WindowSpec;
+use crate::count::window::CountWindow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use videocounter_protocol::EmitMode;
@@ -30,7 +30,7 @@ pub struct WindowRanges {
     pub expired: Range<i64>,
 }
 
-pub fn ranges(specs: &[WindowSpec], old_st: Option<i64>, new_st: Option<i64>) -> Vec<WindowRanges> {
+pub fn ranges(specs: &[CountWindow], old_st: Option<i64>, new_st: Option<i64>) -> Vec<WindowRanges> {
     specs
         .iter()
         .map(|s| WindowRanges {
@@ -43,7 +43,7 @@ pub fn ranges(specs: &[WindowSpec], old_st: Option<i64>, new_st: Option<i64>) ->
 /// Everything one commit knows about a partition.
 #[derive(Debug)]
 pub struct CommitInput<'a> {
-    pub specs: &'a [WindowSpec],
+    pub specs: &'a [CountWindow],
     pub emit: EmitMode,
     pub old_stream_time: Option<i64>,
     pub new_stream_time: Option<i64>,
@@ -136,8 +136,8 @@ pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {
 mod tests {
     use super::*;
 
-    fn specs() -> Vec<WindowSpec> {
-        vec![WindowSpec {
+    fn specs() -> Vec<CountWindow> {
+        vec![CountWindow {
             size_ms: 10,
             grace_ms: 2,
             retention_ms: 20,
@@ -158,7 +158,7 @@ mod tests {
     }
 
     fn input<'a>(
-        specs: &'a [WindowSpec],
+        specs: &'a [CountWindow],
         emit: EmitMode,
         old: Option<i64>,
         new: Option<i64>,

@@ -1,6 +1,6 @@
 //! The JSON record a window count is published as, in its window's output topic.
 
-use crate::count::window::WindowSpec;
+use crate::count::window::CountWindow;
 use serde::Serialize;
 
 /// The output record, borrowed; the same JSON as `videocounter_protocol::WindowCountRecord`.
@@ -14,7 +14,7 @@ struct OutputRecord<'a> {
     window_end: i64,
 }
 
-pub fn encode_output(spec: &WindowSpec, video_id: &str, start: i64, count: u64) -> Vec<u8> {
+pub fn encode_output(spec: &CountWindow, video_id: &str, start: i64, count: u64) -> Vec<u8> {
     serde_json::to_vec(&OutputRecord {
         window_type: &spec.label,
         video_uid: video_id,
@@ -32,7 +32,7 @@ mod tests {
 
     #[test]
     fn output_json_is_the_protocol_record() {
-        let spec = WindowSpec {
+        let spec = CountWindow {
             size_ms: 60_000,
             grace_ms: 0,
             retention_ms: 0,

@@ -4,7 +4,7 @@
 //! partitions keep being processed.
 
 use crate::count::store::{PartitionStore, StoreError, StoreResources, wipe};
-use crate::count::window::WindowSpec;
+use crate::count::window::CountWindow;
 use crate::kafka::{TRANSACTION_TIMEOUT, plain_consumer_config};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -67,7 +67,7 @@ pub struct RestoreParams {
     pub partition: i32,
     pub path: PathBuf,
     pub identity: String,
-    pub specs: Arc<[WindowSpec]>,
+    pub specs: Arc<[CountWindow]>,
     pub resources: StoreResources,
     pub changelog_topic: String,
     pub kafka: ClientConfig,

@@ -11,7 +11,7 @@
 use crate::count::counts::WindowId;
 use crate::count::emit::{CommitPlan, WindowCount};
 use crate::count::keys::{self, POSITION_KEY, STREAM_TIME_KEY};
-use crate::count::window::WindowSpec;
+use crate::count::window::CountWindow;
 use rocksdb::{
     BlockBasedOptions, Cache, DB, DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions,
 };
@@ -93,7 +93,7 @@ impl Default for StoreResources {
 pub struct PartitionStore {
     db: DB,
     path: PathBuf,
-    specs: Arc<[WindowSpec]>,
+    specs: Arc<[CountWindow]>,
     write_opts: WriteOptions,
 }
 
@@ -111,7 +111,7 @@ impl PartitionStore {
     pub fn open(
         path: &Path,
         identity: &str,
-        specs: Arc<[WindowSpec]>,
+        specs: Arc<[CountWindow]>,
         resources: &StoreResources,
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Invalid {
@@ -152,7 +152,7 @@ impl PartitionStore {
     pub fn open_or_rebuild(
         path: &Path,
         identity: &str,
-        specs: Arc<[WindowSpec]>,
+        specs: Arc<[CountWindow]>,
         resources: &StoreResources,
         cancel: &AtomicBool,
     ) -> Result<(Self, bool), StoreError> {
@@ -393,8 +393,8 @@ mod tests {
     use super::*;
     use crate::count::emit::CommitPlan;
 
-    fn specs() -> Arc<[WindowSpec]> {
-        vec![WindowSpec {
+    fn specs() -> Arc<[CountWindow]> {
+        vec![CountWindow {
             size_ms: 10,
             grace_ms: 0,
             retention_ms: 20,

@@ -5,7 +5,7 @@ use crate::count::counts::{PartitionCounts, WindowId};
 use crate::count::emit::{self, CommitInput, CommitPlan, WindowCount};
 use crate::count::restore::{RestoreJob, RestoreProgress};
 use crate::count::store::{PartitionStore, StoreError};
-use crate::count::window::WindowSpec;
+use crate::count::window::CountWindow;
 use crate::engine::offsets::{PartitionOffsets, RestoredStart, restored_start};
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,7 +63,7 @@ impl ActiveTask {
     /// group's committed offset, else the beginning).
     pub fn new(
         store: PartitionStore,
-        specs: Arc<[WindowSpec]>,
+        specs: Arc<[CountWindow]>,
         progress: Arc<RestoreProgress>,
         group_offset: Option<i64>,
     ) -> Result<(Self, RestoredStart), StoreError> {
@@ -102,7 +102,7 @@ impl PendingCounts {
     pub fn plan(
         self,
         store: &PartitionStore,
-        specs: &[WindowSpec],
+        specs: &[CountWindow],
         emit: EmitMode,
         position: Option<i64>,
     ) -> Result<CommitPlan, StoreError> {

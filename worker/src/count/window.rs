@@ -13,8 +13,10 @@ use videocounter_protocol::ResolvedWindow;
 /// Latest accepted event timestamp (year 9999), so window arithmetic never overflows.
 pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
 
+/// One window size as the count stage uses it (from the configuration's
+/// resolved window): arithmetic on epoch-aligned tumbling windows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WindowSpec {
+pub struct CountWindow {
     pub size_ms: i64,
     pub grace_ms: i64,
     pub retention_ms: i64,
@@ -23,7 +25,7 @@ pub struct WindowSpec {
     pub output_topic: String,
 }
 
-impl WindowSpec {
+impl CountWindow {
     pub fn from_resolved(w: &ResolvedWindow) -> Self {
         Self {
             size_ms: clamp_ms(w.size_ms),
@@ -110,7 +112,7 @@ fn advance_range(old: Option<i64>, new: Option<i64>) -> Range<i64> {
 /// The combining bucket of the re-key stage: the greatest common divisor of
 /// every window size, so all events of one bucket fall in the same window of
 /// every size and can be summed before they are repartitioned.
-pub fn combine_bucket_ms(specs: &[WindowSpec]) -> i64 {
+pub fn combine_bucket_ms(specs: &[CountWindow]) -> i64 {
     specs.iter().map(|s| s.size_ms).fold(0, gcd).max(1)
 }
 
@@ -122,8 +124,8 @@ fn gcd(a: i64, b: i64) -> i64 {
 mod tests {
     use super::*;
 
-    fn spec(size: i64, grace: i64, retention: i64) -> WindowSpec {
-        WindowSpec {
+    fn spec(size: i64, grace: i64, retention: i64) -> CountWindow {
+        CountWindow {
             size_ms: size,
             grace_ms: grace,
             retention_ms: retention,

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the worker (`/metrics`). The hot loop counts in
 //! plain integers and adds them here at each commit.
 
-use crate::count::window::WindowSpec;
+use crate::count::window::CountWindow;
 use crate::rekey::decode::DecodeError;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -60,7 +60,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(specs: &[WindowSpec], topics: &[&str]) -> Self {
+    pub fn new(specs: &[CountWindow], topics: &[&str]) -> Self {
         let mut registry = Registry::with_prefix("videocounter");
         let m = Self {
             records_consumed: Family::default(),
@@ -172,11 +172,12 @@ impl Metrics {
     }
 
     /// The text exposition format.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
+        videocounter_shell::metrics::encode(&self.registry)
     }
 
     pub fn window(&self, label: &str) -> WindowLabel {
@@ -198,7 +199,7 @@ mod tests {
 
     #[test]
     fn names_follow_prometheus_conventions() {
-        let spec = WindowSpec {
+        let spec = CountWindow {
             size_ms: 60_000,
             grace_ms: 0,
             retention_ms: 0,

@@ -1,28 +1,14 @@
 //! The VideoCounter's status, computed (purely) from what one reconcile observed.
+//! (Over 400 lines: two thirds are tests, one of them every combination of
+//! what a reconcile can see, checked for conditions that contradict.)
 
 use crate::crd::{Condition, ConditionStatus, Phase, RolloutStatus, VideoCounterStatus};
-use crate::rollout::RolloutPlan;
+use crate::reconcile::outcome::Problem;
+use crate::reconcile::roll::plan::RolloutPlan;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
-
-/// Something wrong that the operator cannot fix by itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// CamelCase reason, e.g. `TopicPartitionMismatch`.
-    pub reason: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(reason: &str, message: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// What one reconcile saw.
 #[derive(Debug, Clone)]
@@ -199,7 +185,7 @@ pub fn find<'a>(status: &'a VideoCounterStatus, type_: &str) -> Option<&'a Condi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::{ObservedPod, RolloutTarget, plan};
+    use crate::reconcile::roll::plan::{ObservedPod, RolloutTarget, plan};
 
     fn observed(ready: &[bool], revisions: &[&str]) -> RolloutPlan {
         let pods: Vec<ObservedPod> = ready

@@ -2,11 +2,11 @@
 //! Service in front of the workers' HTTP API.
 
 use super::{child_meta, names, selector_labels};
-use crate::crd::VideoCounter;
-use crate::render::HTTP_PORT;
+use crate::crd::ServiceSpec as ApiServiceSpec;
+use crate::reconcile::pod_layout::HTTP_PORT;
+use crate::reconcile::validate::ValidCounter;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::ResourceExt;
 
 fn http_port(port: i32) -> ServicePort {
     ServicePort {
@@ -20,13 +20,13 @@ fn http_port(port: i32) -> ServicePort {
 
 /// Headless: `<pod>.<name>-headless` resolves even before a pod is Ready, so
 /// workers can reach each other while they restore state.
-pub fn headless_service(vc: &VideoCounter) -> Service {
+pub fn headless_service(counter: &ValidCounter) -> Service {
     Service {
-        metadata: child_meta(vc, names::headless_service(&vc.name_any())),
+        metadata: child_meta(counter, names::headless_service(&counter.name)),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
-            selector: Some(selector_labels(vc)),
+            selector: Some(selector_labels(&counter.name)),
             ports: Some(vec![http_port(HTTP_PORT)]),
             ..ServiceSpec::default()
         }),
@@ -35,13 +35,13 @@ pub fn headless_service(vc: &VideoCounter) -> Service {
 }
 
 /// The API Service: only Ready pods receive requests.
-pub fn api_service(vc: &VideoCounter) -> Service {
+pub fn api_service(counter: &ValidCounter, service: &ApiServiceSpec) -> Service {
     Service {
-        metadata: child_meta(vc, names::api_service(&vc.name_any())),
+        metadata: child_meta(counter, names::api_service(&counter.name)),
         spec: Some(ServiceSpec {
-            type_: Some(vc.spec.service.type_.as_str().into()),
-            selector: Some(selector_labels(vc)),
-            ports: Some(vec![http_port(vc.spec.service.port)]),
+            type_: Some(service.type_.as_str().into()),
+            selector: Some(selector_labels(&counter.name)),
+            ports: Some(vec![http_port(service.port)]),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -51,11 +51,11 @@ pub fn api_service(vc: &VideoCounter) -> Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builders::fixtures::example;
+    use crate::reconcile::build::fixtures::{example, valid};
 
     #[test]
     fn headless_service_publishes_unready_pods() {
-        let svc = headless_service(&example());
+        let svc = headless_service(&valid(&example()));
         assert_eq!(svc.metadata.name.as_deref(), Some("likes-headless"));
         let spec = svc.spec.unwrap();
         assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
@@ -68,11 +68,14 @@ mod tests {
         let mut vc = example();
         vc.spec.service.port = 80;
         vc.spec.service.type_ = crate::crd::ServiceType::NodePort;
-        let spec = api_service(&vc).spec.unwrap();
+        let counter = valid(&vc);
+        let spec = api_service(&counter, counter.service.as_ref().unwrap())
+            .spec
+            .unwrap();
         assert_eq!(spec.type_.as_deref(), Some("NodePort"));
         let port = &spec.ports.unwrap()[0];
         assert_eq!(port.port, 80);
         assert_eq!(port.target_port, Some(IntOrString::String("http".into())));
-        assert_eq!(spec.selector.unwrap(), selector_labels(&vc));
+        assert_eq!(spec.selector.unwrap(), selector_labels("likes"));
     }
 }

@@ -1,6 +1,6 @@
-//! The child objects of a VideoCounter, built as pure functions of the
-//! resource and its rendered worker configuration. The controller applies
-//! them with server-side apply; nothing here talks to the API server.
+//! Stage 4, build (pure): the child objects of a VideoCounter, each a
+//! function of its [`ValidCounter`] alone (never of the raw spec). The apply
+//! stage sends them with server-side apply; nothing here talks to the API server.
 
 mod configmap;
 mod pdb;
@@ -10,19 +10,17 @@ mod statefulset;
 #[cfg(test)]
 pub mod fixtures;
 
-pub use configmap::config_map;
+pub use configmap::{config_map, config_yaml};
 pub use pdb::pod_disruption_budget;
 pub use services::{api_service, headless_service};
 pub use statefulset::{CONFIG_HASH_ANNOTATION, stateful_set};
 
-use crate::crd::{VideoCounter, scaled_value};
+use crate::reconcile::validate::ValidCounter;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
-use videocounter_protocol::WorkerConfig;
 
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
@@ -30,13 +28,6 @@ pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const APP_NAME: &str = "videocounter";
 pub const MANAGER: &str = "videocounter-operator";
-
-/// Operator-wide settings that shape the children.
-#[derive(Debug, Clone)]
-pub struct BuildSettings {
-    /// Image of workers whose spec names none.
-    pub default_worker_image: String,
-}
 
 /// Every child a VideoCounter should have right now. Optional children that
 /// are `None` are deleted if they exist.
@@ -49,19 +40,20 @@ pub struct Children {
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
 }
 
-/// Builds every child of `vc`.
-pub fn children(vc: &VideoCounter, config: &WorkerConfig, settings: &BuildSettings) -> Children {
-    let config_map = config_map(vc, config);
+/// Builds every child.
+pub fn children(counter: &ValidCounter) -> Children {
+    let config_map = config_map(counter);
     Children {
-        stateful_set: stateful_set(vc, &config_map, settings),
+        stateful_set: stateful_set(counter, &config_map),
         config_map,
-        headless_service: headless_service(vc),
-        api_service: vc.spec.service.enabled.then(|| api_service(vc)),
-        pod_disruption_budget: vc
-            .spec
+        headless_service: headless_service(counter),
+        api_service: counter
+            .service
+            .as_ref()
+            .map(|service| api_service(counter, service)),
+        pod_disruption_budget: counter
             .pod_disruption_budget
-            .enabled
-            .then(|| pod_disruption_budget(vc)),
+            .then(|| pod_disruption_budget(counter)),
     }
 }
 
@@ -86,16 +78,16 @@ pub mod names {
 
 /// Labels that select a VideoCounter's pods. Never change them: a
 /// StatefulSet's selector is immutable.
-pub fn selector_labels(vc: &VideoCounter) -> BTreeMap<String, String> {
+pub fn selector_labels(vc_name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (NAME_LABEL.to_string(), APP_NAME.to_string()),
-        (INSTANCE_LABEL.to_string(), vc.name_any()),
+        (INSTANCE_LABEL.to_string(), vc_name.to_string()),
     ])
 }
 
 /// The selector as the string the scale subresource and HPAs read.
-pub fn selector_string(vc: &VideoCounter) -> String {
-    selector_labels(vc)
+pub fn selector_string(vc_name: &str) -> String {
+    selector_labels(vc_name)
         .into_iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
@@ -103,8 +95,8 @@ pub fn selector_string(vc: &VideoCounter) -> String {
 }
 
 /// Labels on every child: the selector labels plus component and manager.
-pub fn labels(vc: &VideoCounter) -> BTreeMap<String, String> {
-    let mut labels = selector_labels(vc);
+pub fn labels(vc_name: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(vc_name);
     labels.insert(COMPONENT_LABEL.into(), "worker".into());
     labels.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
     labels
@@ -117,22 +109,14 @@ pub fn managed_children_selector(vc_name: &str) -> String {
 
 /// Metadata of a child: name, namespace, labels and the controller owner
 /// reference that makes the garbage collector delete it with the VideoCounter.
-pub fn child_meta(vc: &VideoCounter, name: String) -> ObjectMeta {
+pub fn child_meta(counter: &ValidCounter, name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
-        namespace: vc.namespace(),
-        labels: Some(labels(vc)),
-        owner_references: vc.controller_owner_ref(&()).map(|r| vec![r]),
+        namespace: counter.namespace.clone(),
+        labels: Some(labels(&counter.name)),
+        owner_references: counter.owner.clone().map(|r| vec![r]),
         ..ObjectMeta::default()
     }
-}
-
-/// How many pods may be unavailable at once: `floor(replicas × maxUnavailable)`
-/// for a percentage, the count itself otherwise, and never less than one.
-pub fn max_unavailable(vc: &VideoCounter) -> i32 {
-    scaled_value(&vc.spec.rollout.max_unavailable, vc.spec.replicas)
-        .unwrap_or(1)
-        .max(1)
 }
 
 /// A stable 64-bit FNV-1a hash as hex: equal input, equal output, across
@@ -148,14 +132,13 @@ pub fn content_hash(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fixtures::example;
+    use super::fixtures::{example, valid};
     use super::*;
-    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     #[test]
     fn every_child_is_owned_by_the_video_counter() {
         let vc = example();
-        let kids = children(&vc, &fixtures::config(&vc), &fixtures::settings());
+        let kids = children(&valid(&vc));
         let metas = [
             &kids.config_map.metadata,
             &kids.headless_service.metadata,
@@ -180,35 +163,14 @@ mod tests {
         let mut vc = example();
         vc.spec.service.enabled = false;
         vc.spec.pod_disruption_budget.enabled = false;
-        let kids = children(&vc, &fixtures::config(&vc), &fixtures::settings());
+        let kids = children(&valid(&vc));
         assert!(kids.api_service.is_none() && kids.pod_disruption_budget.is_none());
-    }
-
-    #[test]
-    fn budget_is_a_floor_of_at_least_one() {
-        let mut vc = example();
-        for (replicas, max, want) in [
-            (2, "50%", 1),
-            (3, "50%", 1),
-            (10, "50%", 5),
-            (1, "50%", 1),
-            (0, "50%", 1),
-            (7, "100%", 7),
-            (4, "10%", 1),
-        ] {
-            vc.spec.replicas = replicas;
-            vc.spec.rollout.max_unavailable = IntOrString::String(max.into());
-            assert_eq!(max_unavailable(&vc), want, "{replicas} × {max}");
-        }
-        vc.spec.replicas = 10;
-        vc.spec.rollout.max_unavailable = IntOrString::Int(3);
-        assert_eq!(max_unavailable(&vc), 3);
     }
 
     #[test]
     fn selector_string_lists_labels_in_order() {
         assert_eq!(
-            selector_string(&example()),
+            selector_string(&example().metadata.name.unwrap()),
             "app.kubernetes.io/instance=likes,app.kubernetes.io/name=videocounter"
         );
     }

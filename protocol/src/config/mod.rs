@@ -1,9 +1,25 @@
 //! The worker's configuration file (YAML, camelCase keys). The operator
 //! writes it into a ConfigMap; people running the worker by hand write it
 //! themselves or use the worker's flags.
+//!
+//! The enums here (input format, emit mode, processing guarantee, security
+//! protocol, SASL mechanism) and the defaults are the one vocabulary: the
+//! operator's `VideoCounter` resource uses the same types and default
+//! functions, so the CRD and the file cannot drift apart.
+//!
+//! A window has one type per stage: `VideoCounter`'s `WindowSpec` (what the
+//! user writes, durations as text), [`WindowConfig`] (this file),
+//! [`ResolvedWindow`] (every default applied, in milliseconds), and the
+//! worker's counting window (sizes as stream-time arithmetic).
+
+mod kafka;
+
+pub use crate::topics::is_valid_topic_name;
+pub use kafka::{KafkaConnection, SaslFiles, SaslMechanism, SecurityProtocol, TlsFiles};
 
 use crate::duration::HumanDuration;
 use crate::topics;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -43,86 +59,6 @@ pub struct WorkerConfig {
     pub http_listen: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KafkaConnection {
-    #[serde(default)]
-    pub bootstrap_servers: String,
-    #[serde(default)]
-    pub security_protocol: SecurityProtocol,
-    /// TLS material as files (mounted from a Secret), never inline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsFiles>,
-    /// SASL credentials as files (mounted from a Secret), never inline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sasl: Option<SaslFiles>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SecurityProtocol {
-    #[default]
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// The value librdkafka's `security.protocol` expects.
-    pub fn as_librdkafka(self) -> &'static str {
-        match self {
-            Self::Plaintext => "plaintext",
-            Self::Ssl => "ssl",
-            Self::SaslPlaintext => "sasl_plaintext",
-            Self::SaslSsl => "sasl_ssl",
-        }
-    }
-
-    pub fn uses_sasl(self) -> bool {
-        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TlsFiles {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_file: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SaslFiles {
-    pub mechanism: SaslMechanism,
-    pub username_file: PathBuf,
-    pub password_file: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SaslMechanism {
-    #[serde(rename = "PLAIN")]
-    Plain,
-    #[serde(rename = "SCRAM-SHA-256")]
-    ScramSha256,
-    #[serde(rename = "SCRAM-SHA-512")]
-    ScramSha512,
-}
-
-impl SaslMechanism {
-    pub fn as_librdkafka(self) -> &'static str {
-        match self {
-            Self::Plain => "PLAIN",
-            Self::ScramSha256 => "SCRAM-SHA-256",
-            Self::ScramSha512 => "SCRAM-SHA-512",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TopicConfig {
@@ -150,7 +86,7 @@ impl Default for TopicConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum InputFormat {
     /// The value is the video id as UTF-8 text (the Faust seed's format).
@@ -183,7 +119,7 @@ impl WindowConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum EmitMode {
     /// The new count of every changed window at every commit.
@@ -193,7 +129,7 @@ pub enum EmitMode {
     OnWindowClose,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ProcessingGuarantee {
     /// Outputs, changelog and offsets commit in one Kafka transaction.
@@ -345,24 +281,13 @@ impl WorkerConfig {
     }
 }
 
-/// Kafka's topic-name rule: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
-/// Application ids stay shorter so derived names fit.
-pub fn is_valid_topic_name(name: &str) -> bool {
-    (1..=200).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
 fn default_application_id() -> String {
     "videocounter".into()
 }
-fn default_input_topic() -> String {
+pub fn default_input_topic() -> String {
     "video_clicks_ingestion".into()
 }
-fn default_partitions() -> u32 {
+pub fn default_partitions() -> u32 {
     6
 }
 pub fn default_windows() -> Vec<WindowConfig> {
@@ -371,13 +296,13 @@ pub fn default_windows() -> Vec<WindowConfig> {
         .map(|m| WindowConfig::of_size(HumanDuration::from_mins(m)))
         .collect()
 }
-fn default_grace() -> HumanDuration {
+pub fn default_grace() -> HumanDuration {
     HumanDuration::from_secs(10)
 }
-fn default_retention() -> HumanDuration {
+pub fn default_retention() -> HumanDuration {
     HumanDuration::from_mins(30)
 }
-fn default_commit_interval() -> HumanDuration {
+pub fn default_commit_interval() -> HumanDuration {
     HumanDuration::from_millis(100)
 }
 fn default_data_dir() -> PathBuf {

@@ -1,33 +1,24 @@
-//! Kafka topics a VideoCounter needs, created before its workers start.
+//! The topics a deployment needs: which are missing or wrong ([`check_topics`],
+//! pure), and creating them ([`TopicAdmin`], a thin layer over librdkafka's
+//! admin client).
 //!
-//! The plan comes from `videocounter_protocol::topics::topic_plan`, the same
-//! function the workers use, so both sides agree on names and partition counts.
-//! Deciding what to do ([`check_topics`]) is pure; [`TopicAdmin`] is the thin
-//! I/O layer over rdkafka's admin client.
+//! The plan comes from `videocounter_protocol::topics::topic_plan`, the one
+//! place topic names and partition counts are derived, so the operator (which
+//! creates the topics before any worker starts) and the worker (which checks
+//! them at every session) agree.
 
+use futures::channel::oneshot;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
-use videocounter_protocol::config::{KafkaConnection, SecurityProtocol};
+use std::time::{Duration, Instant};
 use videocounter_protocol::topics::{TopicPlan, TopicRole};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Credentials read from the Secrets the spec names (the operator does not
-/// mount them: it reads them with the API).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct KafkaCredentials {
-    pub ca_pem: Option<String>,
-    pub cert_pem: Option<String>,
-    pub key_pem: Option<String>,
-    pub sasl_username: Option<String>,
-    pub sasl_password: Option<String>,
-}
 
 /// Why the topics are not as planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,16 +33,18 @@ pub enum TopicError {
     NotCompacted { topic: String, policy: String },
     #[error("creating topic {topic} failed: {reason}")]
     CreateFailed { topic: String, reason: String },
+    #[error("topics {} do not exist and could not be created", .0.join(", "))]
+    Missing(Vec<String>),
 }
 
 impl TopicError {
-    /// The Degraded condition's reason.
+    /// A CamelCase reason (the operator's `Degraded` condition reason).
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Unreachable { .. } => "KafkaUnavailable",
             Self::PartitionMismatch(_) => "TopicPartitionMismatch",
             Self::NotCompacted { .. } => "TopicMisconfigured",
-            Self::CreateFailed { .. } => "TopicCreationFailed",
+            Self::CreateFailed { .. } | Self::Missing(_) => "TopicCreationFailed",
         }
     }
 }
@@ -81,14 +74,17 @@ fn describe_mismatches(mismatches: &[Mismatch]) -> String {
     )
 }
 
-/// What to do about the planned topics, given the existing ones (name →
-/// partition count).
+/// What to do about the planned topics, given the existing ones.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopicCheck {
+    /// Planned topics that do not exist, each once.
     pub missing: Vec<TopicPlan>,
+    /// Existing topics whose role needs the planned partition count, with another.
     pub mismatched: Vec<Mismatch>,
 }
 
+/// Compares the plan with the existing topics (name → partition count). The
+/// input topic may have any count: it is re-keyed.
 pub fn check_topics(plan: &[TopicPlan], existing: &BTreeMap<String, usize>) -> TopicCheck {
     let mut check = TopicCheck::default();
     for topic in plan {
@@ -111,39 +107,9 @@ pub fn check_topics(plan: &[TopicPlan], existing: &BTreeMap<String, usize>) -> T
     check
 }
 
-/// librdkafka settings for an admin client of this connection.
-pub fn admin_client_config(conn: &KafkaConnection, creds: &KafkaCredentials) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &conn.bootstrap_servers)
-        .set("security.protocol", conn.security_protocol.as_librdkafka())
-        .set("client.id", "videocounter-operator");
-    if matches!(
-        conn.security_protocol,
-        SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
-    ) {
-        for (key, value) in [
-            ("ssl.ca.pem", &creds.ca_pem),
-            ("ssl.certificate.pem", &creds.cert_pem),
-            ("ssl.key.pem", &creds.key_pem),
-        ] {
-            if let Some(v) = value {
-                c.set(key, v);
-            }
-        }
-    }
-    if let Some(sasl) = &conn.sasl {
-        c.set("sasl.mechanism", sasl.mechanism.as_librdkafka());
-        if let Some(u) = &creds.sasl_username {
-            c.set("sasl.username", u.trim_end());
-        }
-        if let Some(p) = &creds.sasl_password {
-            c.set("sasl.password", p.trim_end());
-        }
-    }
-    c
-}
-
-/// Creates and checks topics on one Kafka cluster.
+/// Creates and checks topics on one Kafka cluster. Its calls need no
+/// particular async runtime: the worker blocks on them, the operator awaits
+/// them on Tokio.
 #[derive(Clone)]
 pub struct TopicAdmin {
     client: Arc<AdminClient<DefaultClientContext>>,
@@ -151,37 +117,43 @@ pub struct TopicAdmin {
 }
 
 impl TopicAdmin {
-    pub fn new(conn: &KafkaConnection, creds: &KafkaCredentials) -> Result<Self, TopicError> {
-        let client = admin_client_config(conn, creds)
-            .create()
-            .map_err(|e| TopicError::Unreachable {
-                bootstrap: conn.bootstrap_servers.clone(),
-                reason: format!("bad client settings: {e}"),
-            })?;
+    /// An admin client with `config` (see [`super::client_config`]).
+    pub fn new(config: &ClientConfig) -> Result<Self, TopicError> {
+        let bootstrap = config.get("bootstrap.servers").unwrap_or_default().to_string();
+        let client = config.create().map_err(|e| TopicError::Unreachable {
+            bootstrap: bootstrap.clone(),
+            reason: format!("bad client settings: {e}"),
+        })?;
         Ok(Self {
             client: Arc::new(client),
-            bootstrap: conn.bootstrap_servers.clone(),
+            bootstrap,
         })
     }
 
-    /// Partition counts of every topic on the cluster.
+    /// Partition counts of every topic on the cluster that has partitions
+    /// (a topic being created may be listed without them for a moment).
     pub async fn existing_topics(&self) -> Result<BTreeMap<String, usize>, TopicError> {
+        // librdkafka's metadata call blocks: run it on a thread of its own.
         let client = self.client.clone();
-        let metadata =
-            tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, METADATA_TIMEOUT))
-                .await
-                .expect("metadata task panicked")
-                .map_err(|e| self.unreachable(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(client.inner().fetch_metadata(None, METADATA_TIMEOUT));
+        });
+        let metadata = rx
+            .await
+            .expect("the metadata thread always answers")
+            .map_err(|e| self.unreachable(e.to_string()))?;
         Ok(metadata
             .topics()
             .iter()
-            .filter(|t| t.error().is_none())
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
             .map(|t| (t.name().to_string(), t.partitions().len()))
             .collect())
     }
 
-    /// Makes every planned topic exist with the planned partitions and configs.
-    /// Returns the names of the topics it created.
+    /// Makes every planned topic exist with the planned partitions and
+    /// configs, and checks that each changelog is compacted. Returns the names
+    /// of the topics it created.
     pub async fn ensure(
         &self,
         plan: &[TopicPlan],
@@ -196,6 +168,42 @@ impl TopicAdmin {
             self.check_compacted(&topic.name).await?;
         }
         Ok(created)
+    }
+
+    /// Waits (at most `timeout`) until every planned topic is in the
+    /// metadata, as a client that reads them right after [`Self::ensure`]
+    /// needs; then checks the partition counts again. Returns the partition
+    /// count of every planned topic.
+    pub async fn wait_until_listed(
+        &self,
+        plan: &[TopicPlan],
+        timeout: Duration,
+    ) -> Result<BTreeMap<String, usize>, TopicError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let existing = self.existing_topics().await?;
+            let check = check_topics(plan, &existing);
+            if !check.mismatched.is_empty() {
+                return Err(TopicError::PartitionMismatch(check.mismatched));
+            }
+            if check.missing.is_empty() {
+                return Ok(existing
+                    .into_iter()
+                    .filter(|(name, _)| plan.iter().any(|t| &t.name == name))
+                    .collect());
+            }
+            if Instant::now() >= deadline {
+                return Err(TopicError::Missing(
+                    check.missing.into_iter().map(|t| t.name).collect(),
+                ));
+            }
+            let (tx, rx) = oneshot::channel::<()>();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = tx.send(());
+            });
+            let _ = rx.await;
+        }
     }
 
     async fn create(
@@ -228,8 +236,11 @@ impl TopicAdmin {
         let mut created = Vec::new();
         for result in results {
             match result {
-                Ok(name) => created.push(name),
-                // Someone else (another worker, a racing reconcile) created it: fine.
+                Ok(name) => {
+                    tracing::info!(topic = %name, "created topic");
+                    created.push(name)
+                }
+                // Someone else (a worker, a racing reconcile) created it: fine.
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((topic, code)) => {
                     return Err(TopicError::CreateFailed {
@@ -335,24 +346,21 @@ mod tests {
     }
 
     #[test]
-    fn credentials_go_into_the_client_settings() {
-        let mut conn = WorkerConfig::with_bootstrap("k:9093").kafka;
-        conn.security_protocol = SecurityProtocol::SaslSsl;
-        conn.sasl = Some(videocounter_protocol::config::SaslFiles {
-            mechanism: videocounter_protocol::config::SaslMechanism::ScramSha256,
-            username_file: "/u".into(),
-            password_file: "/p".into(),
-        });
-        let creds = KafkaCredentials {
-            ca_pem: Some("PEM".into()),
-            sasl_username: Some("alice\n".into()),
-            sasl_password: Some("secret".into()),
-            ..KafkaCredentials::default()
+    fn errors_name_what_is_wrong() {
+        let missing = TopicError::Missing(vec!["a".into(), "b".into()]);
+        assert_eq!(
+            missing.to_string(),
+            "topics a, b do not exist and could not be created"
+        );
+        assert_eq!(missing.reason(), "TopicCreationFailed");
+        let unreachable = TopicError::Unreachable {
+            bootstrap: "k:9092".into(),
+            reason: "timed out".into(),
         };
-        let c = admin_client_config(&conn, &creds);
-        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
-        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
-        assert_eq!(c.get("sasl.username"), Some("alice"));
-        assert_eq!(c.get("ssl.ca.pem"), Some("PEM"));
+        assert_eq!(unreachable.reason(), "KafkaUnavailable");
+        assert_eq!(
+            unreachable.to_string(),
+            "Kafka at k:9092 is unreachable: timed out"
+        );
     }
 }

@@ -2,11 +2,12 @@
 //! replacement to the operator's rollout (batches of `maxUnavailable`);
 //! `podManagementPolicy: Parallel` starts and stops pods without waiting for
 //! their predecessors, which a Kafka consumer group does not need.
+//! (Over 400 lines: the pod template is one long literal, and half the file is its tests.)
 
-use super::{child_meta, labels, names, selector_labels};
-use crate::builders::{BuildSettings, content_hash};
-use crate::crd::{RESTART_ANNOTATION, VideoCounter};
-use crate::render::{CONFIG_DIR, CONFIG_FILE, DATA_DIR, HTTP_PORT, SECRETS_DIR, secret_names};
+use super::{child_meta, content_hash, labels, names, selector_labels};
+use crate::crd::RESTART_ANNOTATION;
+use crate::reconcile::pod_layout::{CONFIG_DIR, CONFIG_FILE, DATA_DIR, HTTP_PORT, SECRETS_DIR};
+use crate::reconcile::validate::ValidCounter;
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
 };
@@ -21,7 +22,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::ResourceExt;
 use std::collections::BTreeMap;
 
 /// Pod-template annotation holding a hash of the worker configuration, so a
@@ -33,9 +33,9 @@ const DATA_VOLUME: &str = "data";
 const CONFIG_VOLUME: &str = "config";
 const TMP_VOLUME: &str = "tmp";
 
-pub fn stateful_set(vc: &VideoCounter, config_map: &ConfigMap, settings: &BuildSettings) -> StatefulSet {
-    let name = vc.name_any();
-    let storage = &vc.spec.storage;
+pub fn stateful_set(counter: &ValidCounter, config_map: &ConfigMap) -> StatefulSet {
+    let name = &counter.name;
+    let storage = &counter.storage;
     let config_text = config_map
         .data
         .as_ref()
@@ -43,24 +43,24 @@ pub fn stateful_set(vc: &VideoCounter, config_map: &ConfigMap, settings: &BuildS
         .map(String::as_str)
         .unwrap_or_default();
     StatefulSet {
-        metadata: child_meta(vc, names::stateful_set(&name)),
+        metadata: child_meta(counter, names::stateful_set(name)),
         spec: Some(StatefulSetSpec {
-            replicas: Some(vc.spec.replicas),
-            service_name: Some(names::headless_service(&name)),
+            replicas: Some(counter.replicas),
+            service_name: Some(names::headless_service(name)),
             pod_management_policy: Some("Parallel".into()),
             update_strategy: Some(StatefulSetUpdateStrategy {
                 type_: Some("OnDelete".into()),
                 rolling_update: None,
             }),
             selector: LabelSelector {
-                match_labels: Some(selector_labels(vc)),
+                match_labels: Some(selector_labels(name)),
                 ..LabelSelector::default()
             },
-            template: pod_template(vc, config_text, settings),
+            template: pod_template(counter, config_text),
             volume_claim_templates: Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta {
                     name: Some(DATA_VOLUME.into()),
-                    labels: Some(labels(vc)),
+                    labels: Some(labels(name)),
                     ..ObjectMeta::default()
                 },
                 spec: Some(PersistentVolumeClaimSpec {
@@ -88,11 +88,11 @@ pub fn stateful_set(vc: &VideoCounter, config_map: &ConfigMap, settings: &BuildS
     }
 }
 
-fn pod_template(vc: &VideoCounter, config_text: &str, settings: &BuildSettings) -> PodTemplateSpec {
-    let worker = &vc.spec.worker;
+fn pod_template(counter: &ValidCounter, config_text: &str) -> PodTemplateSpec {
+    let worker = &counter.worker;
     // User labels first, so they can never override the selector labels.
     let mut pod_labels = worker.pod_labels.clone();
-    pod_labels.extend(labels(vc));
+    pod_labels.extend(labels(&counter.name));
     let mut annotations = worker.pod_annotations.clone();
     annotations.extend([
         (CONFIG_HASH_ANNOTATION.to_string(), content_hash(config_text)),
@@ -100,15 +100,15 @@ fn pod_template(vc: &VideoCounter, config_text: &str, settings: &BuildSettings) 
         ("prometheus.io/port".into(), HTTP_PORT.to_string()),
         ("prometheus.io/path".into(), "/metrics".into()),
     ]);
-    if let Some(restarted_at) = vc.annotations().get(RESTART_ANNOTATION) {
+    if let Some(restarted_at) = &counter.restarted_at {
         annotations.insert(RESTART_ANNOTATION.into(), restarted_at.clone());
     }
-    let secrets = secret_names(&vc.spec.kafka);
+    let secrets = &counter.secrets;
     let mut volumes = vec![
         Volume {
             name: CONFIG_VOLUME.into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: names::config_map(&vc.name_any()),
+                name: names::config_map(&counter.name),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
@@ -138,7 +138,7 @@ fn pod_template(vc: &VideoCounter, config_text: &str, settings: &BuildSettings) 
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
-            containers: vec![worker_container(vc, &secrets, settings)],
+            containers: vec![worker_container(counter)],
             volumes: Some(volumes),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
@@ -166,7 +166,7 @@ fn pod_template(vc: &VideoCounter, config_text: &str, settings: &BuildSettings) 
                     .map(|name| LocalObjectReference { name: name.clone() })
                     .collect()
             }),
-            affinity: Some(spread_over_nodes(vc)),
+            affinity: Some(spread_over_nodes(&counter.name)),
             ..PodSpec::default()
         }),
     }
@@ -191,12 +191,9 @@ fn shutdown_timeout(grace_seconds: i64) -> String {
     format!("{seconds}s")
 }
 
-fn worker_container(
-    vc: &VideoCounter,
-    secrets: &std::collections::BTreeSet<String>,
-    settings: &BuildSettings,
-) -> Container {
-    let worker = &vc.spec.worker;
+fn worker_container(counter: &ValidCounter) -> Container {
+    let worker = &counter.worker;
+    let secrets = &counter.secrets;
     let mut env = vec![EnvVar {
         // The pod name is stable across restarts: the worker's static group
         // member id, so a restarted pod gets its partitions back without a rebalance.
@@ -267,12 +264,7 @@ fn worker_container(
     };
     Container {
         name: "worker".into(),
-        image: Some(
-            worker
-                .image
-                .clone()
-                .unwrap_or_else(|| settings.default_worker_image.clone()),
-        ),
+        image: Some(counter.image.clone()),
         image_pull_policy: worker.image_pull_policy.map(|p| p.as_str().into()),
         args: Some(vec![
             "--config".into(),
@@ -318,7 +310,7 @@ fn worker_container(
 }
 
 /// Prefer one worker per node, so losing a node loses few partitions' owners.
-fn spread_over_nodes(vc: &VideoCounter) -> Affinity {
+fn spread_over_nodes(vc_name: &str) -> Affinity {
     Affinity {
         pod_anti_affinity: Some(PodAntiAffinity {
             preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
@@ -326,7 +318,7 @@ fn spread_over_nodes(vc: &VideoCounter) -> Affinity {
                 pod_affinity_term: PodAffinityTerm {
                     topology_key: "kubernetes.io/hostname".into(),
                     label_selector: Some(LabelSelector {
-                        match_labels: Some(selector_labels(vc)),
+                        match_labels: Some(selector_labels(vc_name)),
                         ..LabelSelector::default()
                     }),
                     ..PodAffinityTerm::default()
@@ -341,11 +333,14 @@ fn spread_over_nodes(vc: &VideoCounter) -> Affinity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builders::config_map;
-    use crate::builders::fixtures::{config, example, settings};
+    use crate::crd::VideoCounter;
+    use crate::reconcile::build::config_map;
+    use crate::reconcile::build::fixtures::{example, valid};
+    use kube::ResourceExt;
 
     fn build(vc: &VideoCounter) -> StatefulSet {
-        stateful_set(vc, &config_map(vc, &config(vc)), &settings())
+        let counter = valid(vc);
+        stateful_set(&counter, &config_map(&counter))
     }
 
     fn template_annotations(sts: &StatefulSet) -> BTreeMap<String, String> {

@@ -8,9 +8,12 @@
 //! back is not a problem any more. The message leaves out what changes on
 //! every retry (restart counts, back-off delays), so a pod stuck the same way
 //! does not rewrite the status or repeat the Event.
+//!
+//! (Over 400 lines: most of it is tests, one per way a pod fails to start,
+//! each built from the status the kubelet writes.)
 
-use crate::rollout::ordinal_of;
-use crate::status::Problem;
+use super::plan::ordinal_of;
+use crate::reconcile::outcome::Problem;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 /// Condition reason: the image cannot be pulled (ErrImagePull, ImagePullBackOff, ...).
