@@ -70,6 +70,14 @@ pid_alive() {
   [ -f "$f" ] && proc_alive "$(cat "$f")"
 }
 
+# rotate_log NAME: keep one previous log once a service's log passes 64 MiB, so
+# a long-lived ground cannot fill the disk (NAME.log.1 holds the one before).
+rotate_log() {
+  local log=$LOG_DIR/$1.log
+  [ -f "$log" ] && [ "$(stat -c %s "$log")" -gt $((64 << 20)) ] && mv -f "$log" "$log.1"
+  return 0
+}
+
 # start_bg NAME CMD...: start a service detached, logging to LOG_DIR/NAME.log.
 start_bg() {
   local name=$1; shift

@@ -82,6 +82,7 @@ kafka_start() {
   port_free "$KAFKA_PORT" kafka
   port_free "$KAFKA_CONTROLLER_PORT" "kafka controller"
   kafka_configure
+  rotate_log kafka
   # Count starts so readiness waits for this start's "started" line, not an older one.
   local started; started=$(grep -c 'Kafka Server started' "$LOG_DIR/kafka.log" 2>/dev/null || true)
   echo $(( ${started:-0} + 1 )) >"$RUN_DIR/kafka.starts"

@@ -189,6 +189,9 @@ try {
   step(`screenshot saved to ${screenshot}`);
 
   // A phone-sized screen: nothing wider than the screen, no count or label cut.
+  // Reduced motion: a count that just changed is drawn scaled up for 0.45 s, which
+  // is motion, not layout; the live feed keeps changing counts during the check.
+  await page.emulateMedia({ reducedMotion: "reduce" });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(1_200);
   const cut = await page.evaluate(() => {
