@@ -13,7 +13,8 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/videocounter/target
 # One Cargo profile everywhere: tests, benchmarks and images.
 CARGO_PROFILE := --release
 E2E := e2e/env
-WITH_GROUND := source $$($(E2E) env >/dev/null; echo $${VIDEOCOUNTER_STATE:-$$HOME/.cache/videocounter/state}/env.sh) &&
+# The ground's exports (Kafka address, KUBECONFIG, nodes), from wherever VIDEOCOUNTER_CACHE/STATE put it.
+WITH_GROUND := eval "$$($(E2E) env)" &&
 
 .PHONY: all build test unit-test lint fmt clippy hakari ground-up ground-down ground-status bench chaos crds local
 .PHONY: helm-lint images node-images kind-cluster kind-load deploy undeploy docs deploy-check
