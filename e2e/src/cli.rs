@@ -21,6 +21,23 @@ pub fn read_repo_file(path: &str) -> String {
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("reading {}: {e}", full.display()))
 }
 
+/// The commands of the first `sh` block after `marker` in README.md, each
+/// split into its words: the tests run the README's procedures as written.
+pub fn readme_commands(marker: &str) -> Vec<Vec<String>> {
+    let readme = read_repo_file("README.md");
+    let from = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README.md has no {marker:?}"));
+    let block = &readme[from..];
+    let start = block.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let end = start + block[start..].find("```").unwrap();
+    block[start..end]
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
 /// A ground binary under `timeout`: a client waiting for something that
 /// never happens fails the test in bounded time instead of hanging it.
 fn bounded(binary: &str) -> Command {
@@ -67,6 +84,18 @@ pub fn stdout(out: &Output) -> String {
 
 /// Runs a command with `input` on its standard input; panics when it fails.
 pub fn run_with_input(cmd: &mut Command, input: &str) -> Output {
+    let out = try_run_with_input(cmd, input);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({})\nstderr:\n{}\ninput:\n{input}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command with `input` on its standard input; its output, whatever its status.
+pub fn try_run_with_input(cmd: &mut Command, input: &str) -> Output {
     let mut child = cmd
         .current_dir(repo_root())
         .stdin(Stdio::piped())
@@ -75,14 +104,11 @@ pub fn run_with_input(cmd: &mut Command, input: &str) -> Output {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({})\nstderr:\n{}\ninput:\n{input}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    child.wait_with_output().unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// `kubectl get -o json` of one object (or list), or `None` when it does not exist.

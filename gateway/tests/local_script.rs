@@ -21,7 +21,7 @@ struct Local {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Local {
@@ -67,7 +67,7 @@ impl Local {
             child,
             lines,
             seen: Vec::new(),
-            _dir: dir,
+            dir,
         };
         local.read_until("Dashboard", Duration::from_secs(240));
         local
@@ -117,8 +117,12 @@ impl Local {
                 break status;
             }
             if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("scripts/local.sh did not exit; output:\n{}", self.seen.join("\n"));
+                self.drain();
+                panic!(
+                    "scripts/local.sh did not exit within {timeout:?}; output:\n{}\n{}",
+                    self.seen.join("\n"),
+                    self.what_is_left()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         };
@@ -128,15 +132,60 @@ impl Local {
         }
         (status.code(), without_colors(&self.seen.join("\n")))
     }
+
+    /// Moves the lines already read into `seen` (a timeout must show all of them).
+    fn drain(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+    }
+
+    /// For a hang: the processes still running under the script's folder or
+    /// process group, and the tail of each log it wrote.
+    fn what_is_left(&self) -> String {
+        let ps = Command::new("ps")
+            .args(["-eo", "pid,pgid,stat,etime,args"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let group = self.child.id().to_string();
+        let folder = self.dir.path().display().to_string();
+        let mut out = String::from("processes left:\n");
+        for line in ps.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(1) == Some(&group.as_str()) || line.contains(&folder) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        for log in ["worker-0.log", "gateway.log"] {
+            let text = std::fs::read_to_string(self.dir.path().join(log)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            out.push_str(&format!("last lines of {log}:\n"));
+            for line in tail.into_iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
 }
 
 impl Drop for Local {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &format!("-{}", self.child.id())])
-                .status();
-            let _ = self.child.wait();
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            // The script stops its processes within 30 s of SIGTERM; a hung one is killed.
+            let deadline = std::time::Instant::now() + Duration::from_secs(40);
+            while self.child.try_wait().ok().flatten().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+                    let _ = self.child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 }

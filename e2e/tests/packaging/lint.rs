@@ -3,7 +3,7 @@
 //! changes which objects exist.
 
 use crate::support::{
-    CHART, Namespace, helm, kubectl, read_repo_file, run, run_with_input, stderr, yaml_documents,
+    CHART, Namespace, helm, kubectl, read_repo_file, run, stderr, try_run_with_input, yaml_documents,
 };
 use serde_json::Value;
 
@@ -33,7 +33,7 @@ fn template(namespace: &str, values: &[&str]) -> String {
 /// Server-side dry-run of a rendered chart (every namespaced template names
 /// its namespace); fails on any error or Pod Security warning.
 fn dry_run(manifest: &str) {
-    let out = run_with_input(kubectl().args(["apply", "--dry-run=server", "-f", "-"]), manifest);
+    let out = try_run_with_input(kubectl().args(["apply", "--dry-run=server", "-f", "-"]), manifest);
     let err = stderr(&out);
     assert!(out.status.success(), "dry-run rejected the chart:\n{err}");
     assert!(

@@ -2,13 +2,13 @@
 //! examples/*.yaml) pass a server-side dry-run, and kind-config.yaml maps the
 //! NodePorts those manifests open.
 
-use crate::support::{Namespace, kubectl, read_repo_file, run, run_with_input, stderr, yaml_documents};
+use crate::support::{Namespace, kubectl, read_repo_file, run, stderr, try_run_with_input, yaml_documents};
 use serde_json::Value;
 
 /// The CRD as generated, so the examples can be checked (the operator's
 /// tests apply it the same way).
 fn install_crd() {
-    let out = run_with_input(
+    let out = try_run_with_input(
         kubectl().args([
             "apply",
             "--server-side",
@@ -52,7 +52,7 @@ fn dry_run_file(path: &str, namespace: &str) -> Vec<Value> {
         })
         .collect();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": moved});
-    let out = run_with_input(
+    let out = try_run_with_input(
         kubectl().args(["apply", "--dry-run=server", "-f", "-"]),
         &list.to_string(),
     );

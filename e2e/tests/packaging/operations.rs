@@ -5,22 +5,7 @@
 use crate::support::{Namespace, apply, eventually, get_json, kubectl, read_repo_file, run};
 use serde_json::Value;
 use std::time::Duration;
-
-/// The commands of the first `sh` block after `marker` in README.md.
-fn readme_commands(marker: &str) -> Vec<Vec<String>> {
-    let readme = read_repo_file("README.md");
-    let from = readme
-        .find(marker)
-        .unwrap_or_else(|| panic!("README.md has no {marker:?}"));
-    let block = &readme[from..];
-    let start = block.find("```sh\n").expect("a sh block") + "```sh\n".len();
-    let end = start + block[start..].find("```").unwrap();
-    block[start..end]
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split_whitespace().map(String::from).collect())
-        .collect()
-}
+use videocounter_e2e::cli::readme_commands;
 
 /// A StatefulSet shaped like the operator's for `likes` (OnDelete, Parallel,
 /// a `data` claim per pod).

@@ -3,27 +3,15 @@
 //! themselves, and YAML documents as JSON values.
 
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-use videocounter_e2e::{ground_binary, required_env, unique_name};
+use std::net::TcpListener;
+use videocounter_e2e::cli::http;
+pub use videocounter_e2e::cli::{
+    apply, eventually, get_json, helm, kubectl, read_repo_file, repo_root, run, stderr, stdout, try_run,
+    try_run_with_input,
+};
+use videocounter_e2e::unique_name;
 
 pub const CHART: &str = "charts/videocounter-operator";
-
-/// The workspace root (the tests run in `e2e/`).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-pub fn read_repo_file(path: &str) -> String {
-    let full = repo_root().join(path);
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("reading {}: {e}", full.display()))
-}
 
 /// Every `---`-separated document of a YAML text, as JSON values (empty documents skipped).
 pub fn yaml_documents(text: &str) -> Vec<Value> {
@@ -39,113 +27,6 @@ pub fn yaml_documents(text: &str) -> Vec<Value> {
         })
         .filter(|v| !v.is_null())
         .collect()
-}
-
-/// Runs a command and returns its output; panics with the command, status,
-/// stdout and stderr when it fails.
-pub fn run(cmd: &mut Command) -> Output {
-    let out = try_run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-pub fn try_run(cmd: &mut Command) -> Output {
-    cmd.current_dir(repo_root())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-/// Runs a command with `input` on its standard input.
-pub fn run_with_input(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd
-        .current_dir(repo_root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A ground binary under `timeout`: a client waiting for something that
-/// never happens fails the test in bounded time instead of hanging it.
-fn bounded(binary: &str) -> Command {
-    let mut c = Command::new("timeout");
-    c.args(["--kill-after=10", "180"]).arg(ground_binary(binary));
-    c.env("KUBECONFIG", required_env("KUBECONFIG"));
-    c
-}
-
-/// `helm` of the test ground, talking to its API server.
-pub fn helm() -> Command {
-    bounded("helm")
-}
-
-/// `kubectl` of the test ground, as the admin.
-pub fn kubectl() -> Command {
-    bounded("kubectl")
-}
-
-/// `kubectl get -o json` of one object, or `None` when it does not exist.
-pub fn get_json(args: &[&str]) -> Option<Value> {
-    let out = run(kubectl()
-        .args(["get", "--ignore-not-found", "-o", "json"])
-        .args(args));
-    let text = stdout(&out);
-    (!text.trim().is_empty()).then(|| serde_json::from_str(&text).unwrap())
-}
-
-/// Applies JSON or YAML as the admin (server-side apply).
-pub fn apply(namespace: &str, manifest: &str) {
-    let out = run_with_input(
-        kubectl().args([
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "videocounter-e2e",
-            "-n",
-            namespace,
-            "-f",
-            "-",
-        ]),
-        manifest,
-    );
-    assert!(
-        out.status.success(),
-        "kubectl apply failed:\n{}\n{manifest}",
-        stderr(&out)
-    );
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, or panics naming `what`.
-pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 /// A namespace of its own, deleted (with everything in it) on drop.
@@ -193,13 +74,8 @@ pub fn free_port() -> u16 {
 
 /// GET `path` from a local HTTP server; the body, if it answered 200.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")).then(|| body.to_string())
+    let (code, body) = http(([127, 0, 0, 1], port).into(), "GET", path, "")?;
+    (code == 200).then_some(body)
 }
 
 /// The sample names a Prometheus text exposition can contain: every sample

@@ -45,23 +45,10 @@ fn figures_on_real_nodes() {
             ));
         }
         // A pod restart with its volume, under that load.
-        let old = d.pod(&format!("{COUNTER}-0")).unwrap()["metadata"]["uid"].clone();
-        let deleted = Instant::now();
-        run(kubectl().args([
-            "delete",
-            "pod",
-            &format!("{COUNTER}-0"),
-            "-n",
-            &d.ns.name,
-            "--wait=false",
-        ]));
-        eventually("likes-0 back and restored", Duration::from_secs(120), || {
-            let p = d.pod(&format!("{COUNTER}-0"))?;
-            (p["metadata"]["uid"] != old && d.is_restored(&p)).then_some(())
-        });
+        let replaced = d.replace_pod(&format!("{COUNTER}-0"));
         lines.push(format!(
             "pod deleted -> replacement Ready on its volume (under load): {:.1} s",
-            deleted.elapsed().as_secs_f64()
+            replaced.as_secs_f64()
         ));
         load.stop();
     }

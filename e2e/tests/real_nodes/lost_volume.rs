@@ -7,23 +7,7 @@
 use crate::load::{Load, assert_counts_exact};
 use crate::support::{COUNTER, Deployment};
 use std::time::{Duration, Instant};
-use videocounter_e2e::cli::{eventually, get_json, http, kubectl, read_repo_file, run};
-
-/// The commands of the first `sh` block after `marker` in README.md.
-fn readme_commands(marker: &str) -> Vec<Vec<String>> {
-    let readme = read_repo_file("README.md");
-    let from = readme
-        .find(marker)
-        .unwrap_or_else(|| panic!("README.md has no {marker:?}"));
-    let block = &readme[from..];
-    let start = block.find("```sh\n").expect("a sh block") + "```sh\n".len();
-    let end = start + block[start..].find("```").unwrap();
-    block[start..end]
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split_whitespace().map(String::from).collect())
-        .collect()
-}
+use videocounter_e2e::cli::{eventually, get_json, http, kubectl, readme_commands, run};
 
 #[test]
 fn the_lost_volume_drill_restores_the_worker_from_the_changelog_with_exact_counts() {

@@ -213,6 +213,23 @@ impl Deployment {
             })
     }
 
+    /// Deletes worker pod `name` and waits until its replacement (a new uid)
+    /// is restored; how long that took.
+    pub fn replace_pod(&self, name: &str) -> Duration {
+        let old_uid = self.pod(name).expect("the pod to replace")["metadata"]["uid"].clone();
+        let deleted = std::time::Instant::now();
+        run(kubectl().args(["delete", "pod", name, "-n", &self.ns.name, "--wait=false"]));
+        eventually(
+            &format!("{name} replaced and restored"),
+            Duration::from_secs(120),
+            || {
+                let p = self.pod(name)?;
+                (p["metadata"]["uid"] != old_uid && self.is_restored(&p)).then_some(())
+            },
+        );
+        deleted.elapsed()
+    }
+
     /// `/v1/partitions` of every worker pod, by pod name.
     pub fn assignments(&self) -> Vec<(String, Value)> {
         self.worker_pods()

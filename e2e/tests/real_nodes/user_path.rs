@@ -97,23 +97,10 @@ fn the_example_counter_runs_on_real_nodes_and_counts_likes_exactly() {
 
     // A pod restart keeps its volume: same claim, same volume, Ready again.
     let claim_before = get_json(&["pvc", &format!("data-{COUNTER}-0"), "-n", &d.ns.name]).unwrap();
-    let old_uid = d.pod(&format!("{COUNTER}-0")).unwrap()["metadata"]["uid"].clone();
-    let deleted = Instant::now();
-    run(kubectl().args([
-        "delete",
-        "pod",
-        &format!("{COUNTER}-0"),
-        "-n",
-        &d.ns.name,
-        "--wait=false",
-    ]));
-    eventually("likes-0 replaced and restored", Duration::from_secs(120), || {
-        let p = d.pod(&format!("{COUNTER}-0"))?;
-        (p["metadata"]["uid"] != old_uid && d.is_restored(&p)).then_some(())
-    });
+    let replaced = d.replace_pod(&format!("{COUNTER}-0"));
     println!(
         "pod deleted -> back Ready on its volume: {:.1} s",
-        deleted.elapsed().as_secs_f64()
+        replaced.as_secs_f64()
     );
     let claim_after = get_json(&["pvc", &format!("data-{COUNTER}-0"), "-n", &d.ns.name]).unwrap();
     assert_eq!(

@@ -67,7 +67,8 @@ pub async fn measure(rate: f64, seconds: u64, ids: u64, commit_interval: &str) -
     let load = {
         let (sent, done, input) = (sent.clone(), done.clone(), input.clone());
         std::thread::spawn(move || {
-            let p = producer(0);
+            // linger.ms 5: the default of librdkafka and of the Java client since Kafka 4.0.
+            let p = producer(5);
             let started = Instant::now();
             let (mut events, mut probes) = (0u64, 0u64);
             while !done.load(Ordering::Relaxed) {

@@ -14,6 +14,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -344,12 +345,29 @@ impl Sink {
     pub fn abort(&mut self) -> Result<(), SinkError> {
         if self.transactional && self.in_transaction {
             self.in_transaction = false;
-            self.producer
-                .abort_transaction(self.timeout())
-                .map_err(|source| SinkError::Kafka {
-                    step: "aborting the transaction",
-                    source,
-                })?;
+            // librdkafka's abort drops the transaction's queued records and
+            // waits for every delivery report, which only a poll serves: a
+            // commit that failed with thousands of records still queued (a
+            // stale generation in a rebalance) made the abort wait its whole
+            // time-out, with the session's rebalance stuck behind it. So a
+            // second thread serves the reports while the abort runs.
+            let timeout = self.timeout();
+            let aborting = AtomicBool::new(true);
+            let producer = &self.producer;
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    while aborting.load(Ordering::Relaxed) {
+                        producer.poll(Duration::from_millis(5));
+                    }
+                });
+                let result = producer.abort_transaction(timeout);
+                aborting.store(false, Ordering::Relaxed);
+                result
+            })
+            .map_err(|source| SinkError::Kafka {
+                step: "aborting the transaction",
+                source,
+            })?;
         }
         Ok(())
     }

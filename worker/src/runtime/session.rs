@@ -185,6 +185,8 @@ pub fn run_all(settings: Arc<Settings>, shared: Arc<Shared>) {
 /// Failures are logged, shown in readiness, and followed by a new session
 /// after a backoff.
 pub fn run(settings: Arc<Settings>, shared: Arc<Shared>, slot: usize, resources: StoreResources) {
+    // Every line of this session (its rebalance callbacks too) names its member.
+    let _span = tracing::info_span!("session", member = %settings.instance_id).entered();
     let mut backoff = Duration::from_millis(500);
     while !shared.shutdown_requested() {
         let started = Instant::now();
