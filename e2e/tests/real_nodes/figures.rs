@@ -9,7 +9,6 @@ use crate::load::Load;
 use crate::restart::rolling_restart_under_load;
 use crate::support::{COUNTER, Deployment, pod_name};
 use std::time::{Duration, Instant};
-use videocounter_e2e::cli::{eventually, kubectl, run};
 use videocounter_e2e::nodes::{container_memory, container_processes_rss};
 
 #[test]

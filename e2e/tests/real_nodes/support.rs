@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use videocounter_e2e::cli::{apply, helm, http, kubectl, read_repo_file, run, try_run};
+use videocounter_e2e::cli::{apply, eventually, helm, http, kubectl, read_repo_file, run, try_run};
 use videocounter_e2e::nodes::{NodeNamespace, RealNodes};
 use videocounter_e2e::objects::{Objects, POD, PVC, VIDEOCOUNTER};
 use videocounter_e2e::unique_name;

@@ -7,7 +7,7 @@
 use crate::load::{Load, assert_counts_exact};
 use crate::support::{COUNTER, Deployment, pod_http, pod_name};
 use std::time::{Duration, Instant};
-use videocounter_e2e::cli::{eventually, get_json, http, kubectl, run};
+use videocounter_e2e::cli::{get_json, http};
 use videocounter_e2e::nodes::{container_memory, container_processes_rss};
 
 #[test]
