@@ -153,8 +153,23 @@ cat <<EOF
 
 EOF
 # Returns when a process exits by itself (Ctrl-C runs on_signal instead).
+# Polled rather than `wait -n`: a process that died before this line is no
+# longer a job, and `wait -n` would then wait for the others forever.
+exited=
+while [ -z "$exited" ]; do
+  for pid in "${PIDS[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      exited=$pid
+      break
+    fi
+  done
+  if [ -z "$exited" ]; then
+    sleep 0.5 &
+    wait $! || true
+  fi
+done
 status=0
-wait -n -p exited "${PIDS[@]}" || status=$?
+wait "$exited" 2>/dev/null || status=$?
 name=${NAMES[$exited]:-a process}
 log=${LOGS[$exited]:-$DIR}
 if [ "$status" -gt 128 ]; then

@@ -27,6 +27,11 @@ struct Local {
 impl Local {
     /// Starts the script and waits for its banner (workers and gateway up).
     fn start() -> Self {
+        Self::start_until("Dashboard")
+    }
+
+    /// Starts the script and waits for a line containing `needle`.
+    fn start_until(needle: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let bin = Path::new(GATEWAY).parent().unwrap();
         assert!(
@@ -69,7 +74,7 @@ impl Local {
             seen: Vec::new(),
             dir,
         };
-        local.read_until("Dashboard", Duration::from_secs(240));
+        local.read_until(needle, Duration::from_secs(240));
         local
     }
 
@@ -243,6 +248,20 @@ fn a_worker_that_dies_is_named_and_fails_the_script() {
     let mut local = Local::start();
     let worker = local.pid_of("worker local-0");
     signal(&worker.to_string(), "-KILL");
+    assert_named_and_failed(&mut local, worker);
+}
+
+/// A worker dead before the script starts watching (it was still starting the
+/// gateway): the script names it too, instead of waiting on the others.
+#[test]
+fn a_worker_that_dies_during_startup_is_named_and_fails_the_script() {
+    let mut local = Local::start_until("gateway: pid ");
+    let worker = local.pid_of("worker local-0");
+    signal(&worker.to_string(), "-KILL");
+    assert_named_and_failed(&mut local, worker);
+}
+
+fn assert_named_and_failed(local: &mut Local, worker: i32) {
     let (code, output) = local.finish(Duration::from_secs(90));
     assert_eq!(code, Some(1), "{output}");
     assert!(
