@@ -225,6 +225,12 @@ impl Sink {
         metadata: Option<&ConsumerGroupMetadata>,
     ) -> Result<HashMap<i32, i64>, SinkError> {
         let started = Instant::now();
+        // The records first, then the offsets: right after the previous
+        // commit the coordinators still finish it, and an offset commit they
+        // answer with "concurrent transactions" is retried only after 500 ms
+        // (librdkafka's fixed delay); delivering takes most of that time.
+        self.deliver_all()?;
+        let delivered = started.elapsed();
         if offsets.count() > 0 {
             let metadata = metadata.ok_or(SinkError::NoGroupMetadata)?;
             self.producer
@@ -235,13 +241,11 @@ impl Sink {
                 })?;
         }
         let offsets_sent = started.elapsed();
-        self.deliver_all()?;
-        let delivered = started.elapsed();
         self.commit_transaction()?;
         tracing::debug!(
-            send_offsets_ms = offsets_sent.as_secs_f64() * 1e3,
-            deliver_ms = (delivered - offsets_sent).as_secs_f64() * 1e3,
-            end_transaction_ms = (started.elapsed() - delivered).as_secs_f64() * 1e3,
+            deliver_ms = delivered.as_secs_f64() * 1e3,
+            send_offsets_ms = (offsets_sent - delivered).as_secs_f64() * 1e3,
+            end_transaction_ms = (started.elapsed() - offsets_sent).as_secs_f64() * 1e3,
             "transaction"
         );
         self.delivery_failure()?;

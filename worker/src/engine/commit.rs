@@ -60,6 +60,11 @@ impl Engine {
         self.collect_commit(consumer, true);
     }
 
+    /// How long until the commit interval has passed since the last commit began.
+    pub fn until_commit_due(&self) -> std::time::Duration {
+        self.commit_interval.saturating_sub(self.last_commit.elapsed())
+    }
+
     /// Whether a commit is running.
     pub fn committing(&self) -> bool {
         self.in_flight.is_some()

@@ -293,7 +293,10 @@ fn poll_loop(consumer: &BaseConsumer<SessionContext>, shared: &Shared) -> Result
             tracing::info!("shutdown requested: committing and leaving");
             return Ok(());
         }
-        let committing = {
+        // Process everything that is already fetched, then do housekeeping
+        // again: soon when a commit runs, to start the next one when it ends,
+        // and when the next commit is due, so a quiet stream waits no longer.
+        let mut timeout = {
             let mut engine = context.engine();
             if let Some(reason) = engine.take_broken() {
                 return Err(SessionError::Ended(Box::new(reason)));
@@ -303,11 +306,12 @@ fn poll_loop(consumer: &BaseConsumer<SessionContext>, shared: &Shared) -> Result
                 let lag = context.lag.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 engine.dump(&lag);
             }
-            engine.committing()
+            if engine.committing() {
+                Duration::from_millis(2)
+            } else {
+                engine.until_commit_due().min(Duration::from_millis(50))
+            }
         };
-        // Process everything that is already fetched, then do housekeeping
-        // again; soon when a commit runs, to start the next one when it ends.
-        let mut timeout = Duration::from_millis(if committing { 2 } else { 50 });
         for _ in 0..10_000 {
             match consumer.poll(timeout) {
                 Some(Ok(m)) => {
