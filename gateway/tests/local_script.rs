@@ -116,26 +116,33 @@ impl Local {
 
     /// Waits for the script to exit, collecting the rest of its output.
     fn finish(&mut self, timeout: Duration) -> (Option<i32>, String) {
-        let deadline = std::time::Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                self.drain();
-                panic!(
-                    "scripts/local.sh did not exit within {timeout:?}; output:\n{}\n{}",
-                    self.seen.join("\n"),
-                    self.what_is_left()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let Some(status) = self.exit_within(timeout) else {
+            self.drain();
+            panic!(
+                "scripts/local.sh did not exit within {timeout:?}; output:\n{}\n{}",
+                self.seen.join("\n"),
+                self.what_is_left()
+            );
         };
         // The reader threads end with the pipes.
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.seen.push(line);
         }
         (status.code(), without_colors(&self.seen.join("\n")))
+    }
+
+    /// The script's exit status, if it exits within `timeout`.
+    fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().ok().flatten() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Moves the lines already read into `seen` (a timeout must show all of them).
@@ -182,14 +189,9 @@ impl Drop for Local {
             let group = format!("-{}", self.child.id());
             let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
             // The script stops its processes within 30 s of SIGTERM; a hung one is killed.
-            let deadline = std::time::Instant::now() + Duration::from_secs(40);
-            while self.child.try_wait().ok().flatten().is_none() {
-                if std::time::Instant::now() > deadline {
-                    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-                    let _ = self.child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            if self.exit_within(Duration::from_secs(40)).is_none() {
+                let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+                let _ = self.child.wait();
             }
         }
     }

@@ -217,7 +217,7 @@ impl Deployment {
     /// is restored; how long that took.
     pub fn replace_pod(&self, name: &str) -> Duration {
         let old_uid = self.pod(name).expect("the pod to replace")["metadata"]["uid"].clone();
-        let deleted = std::time::Instant::now();
+        let deleted = Instant::now();
         run(kubectl().args(["delete", "pod", name, "-n", &self.ns.name, "--wait=false"]));
         eventually(
             &format!("{name} replaced and restored"),

@@ -226,9 +226,9 @@ impl Sink {
     ) -> Result<HashMap<i32, i64>, SinkError> {
         let started = Instant::now();
         // The records first, then the offsets: right after the previous
-        // commit the coordinators still finish it, and an offset commit they
-        // answer with "concurrent transactions" is retried only after 500 ms
-        // (librdkafka's fixed delay); delivering takes most of that time.
+        // commit the coordinators are still finishing it, and an offset commit
+        // they answer with "concurrent transactions" is retried only after
+        // librdkafka's fixed 500 ms. While the records are delivered they finish.
         self.deliver_all()?;
         let delivered = started.elapsed();
         if offsets.count() > 0 {

@@ -43,11 +43,7 @@ impl Engine {
         let (combined, windows) = self.pending_summary();
         let overloaded = combined >= 2 * MAX_PENDING || windows >= 2 * MAX_PENDING;
         self.collect_commit(consumer, overloaded);
-        if self.in_flight.is_none()
-            && (self.last_commit.elapsed() >= self.commit_interval
-                || combined >= MAX_PENDING
-                || windows >= MAX_PENDING)
-        {
+        if self.in_flight.is_none() && self.due(combined, windows) {
             self.start_commit(consumer);
         }
     }
@@ -58,6 +54,12 @@ impl Engine {
         self.collect_commit(consumer, true);
         self.start_commit(consumer);
         self.collect_commit(consumer, true);
+    }
+
+    /// Whether the next commit is due: the interval passed, or so much is
+    /// pending (`combined` records, touched `windows`) that it must not wait.
+    pub(super) fn due(&self, combined: usize, windows: usize) -> bool {
+        self.until_commit_due().is_zero() || combined >= MAX_PENDING || windows >= MAX_PENDING
     }
 
     /// How long until the commit interval has passed since the last commit began.

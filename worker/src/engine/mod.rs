@@ -319,9 +319,7 @@ impl Engine {
         }
         self.since_check = 0;
         let (combined, touched_windows) = self.pending_summary();
-        self.last_commit.elapsed() >= self.commit_interval
-            || combined >= MAX_PENDING
-            || touched_windows >= MAX_PENDING
+        self.due(combined, touched_windows)
     }
 
     /// Periodic work between records: finished restores, status, the commit clock.
