@@ -233,8 +233,9 @@ async fn restarts_replace_every_pod_one_at_a_time() {
         assert_eq!(
             log.created.get(name),
             Some(&3),
-            "{name}: one replacement per restart expected: {:?}",
-            log.created
+            "{name}: one replacement per restart expected: {:?}\n{}",
+            log.created,
+            log.trace.join("\n")
         );
     }
     // floor(3 × 50%) = 1: one pod at a time.

@@ -461,10 +461,15 @@ impl PodWatcher {
 
 fn describe(p: &Pod, what: &str) -> String {
     format!(
-        "{what} {} uid={} rv={} ready={} deleting={} node={}",
+        "{what} {} uid={} rv={} revision={} phase={} ready={} deleting={} node={}",
         p.name_any(),
         &p.uid().unwrap_or_default()[..8.min(p.uid().unwrap_or_default().len())],
         p.resource_version().unwrap_or_default(),
+        p.labels()
+            .get("controller-revision-hash")
+            .map(String::as_str)
+            .unwrap_or("-"),
+        p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("-"),
         is_ready(p),
         p.metadata.deletion_timestamp.is_some(),
         p.spec
