@@ -155,6 +155,7 @@ async fn restarts_replace_every_pod_one_at_a_time() {
     let before = pod_states(&ns).await;
 
     let watcher = PodWatcher::start(&ns, "likes", 3, None).await;
+    watcher.mark("restart 1: videocounter.io/restartedAt on the VideoCounter");
     kubectl_ok(
         &ns.name,
         &[
@@ -179,6 +180,7 @@ async fn restarts_replace_every_pod_one_at_a_time() {
     // `kubectl rollout restart` on the StatefulSet is rolled the same way, and
     // the operator's server-side apply keeps kubectl's template annotation.
     let middle = pod_states(&ns).await;
+    watcher.mark("restart 2: kubectl rollout restart statefulset/likes");
     kubectl_ok(&ns.name, &["rollout", "restart", "statefulset/likes"]);
     eventually("every pod replaced again and Ready", TIMEOUT, || async {
         let now = pod_states(&ns).await;
@@ -201,6 +203,7 @@ async fn restarts_replace_every_pod_one_at_a_time() {
             && readme.contains("kubectl wait vc/likes --for=condition=Ready --timeout=10m"),
         "README.md no longer documents the restart this test runs"
     );
+    watcher.mark("restart 3: podAnnotations in the spec");
     kubectl_ok(
         &ns.name,
         &[

@@ -453,6 +453,12 @@ impl PodWatcher {
         self.log.lock().unwrap().clone()
     }
 
+    /// Puts a line of the test's own (e.g. "second restart") into the trace,
+    /// so a failure shows which step the events that follow belong to.
+    pub fn mark(&self, step: &str) {
+        self.log.lock().unwrap().trace.push(format!("-- {step}"));
+    }
+
     pub fn stop(self) -> WatchLog {
         self.task.abort();
         self.log()
