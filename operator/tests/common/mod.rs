@@ -19,6 +19,7 @@ use std::time::Duration;
 use videocounter_e2e::kube::eventually;
 use videocounter_e2e::{ground_binary, kafka, unique_name};
 use videocounter_operator::crd::{ConditionStatus, VideoCounter};
+use videocounter_operator::reconcile::roll::plan::REVISION_LABEL;
 
 pub const TEST_IMAGE: &str = "example.invalid/videocounter-worker:test";
 
@@ -304,7 +305,7 @@ pub async fn wait_ready(ns: &TestNamespace, name: &str, replicas: i32, timeout: 
                     format!(
                         "{} rev={:?} ready={} deleting={} node={:?}",
                         p.name_any(),
-                        p.labels().get("controller-revision-hash"),
+                        p.labels().get(REVISION_LABEL),
                         is_ready(p),
                         p.metadata.deletion_timestamp.is_some(),
                         p.spec.as_ref().and_then(|s| s.node_name.clone())
@@ -471,10 +472,7 @@ fn describe(p: &Pod, what: &str) -> String {
         p.name_any(),
         &p.uid().unwrap_or_default()[..8.min(p.uid().unwrap_or_default().len())],
         p.resource_version().unwrap_or_default(),
-        p.labels()
-            .get("controller-revision-hash")
-            .map(String::as_str)
-            .unwrap_or("-"),
+        p.labels().get(REVISION_LABEL).map(String::as_str).unwrap_or("-"),
         p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("-"),
         is_ready(p),
         p.metadata.deletion_timestamp.is_some(),
