@@ -18,7 +18,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the commit thread did, for the metrics.
 #[derive(Default)]
@@ -74,14 +74,27 @@ impl Job {
             send_dead_letter(sink, &s.dead_letter_topic, dl)?;
         }
         let mut plans = Vec::new();
+        let (mut plan_time, mut send_time, mut windows) = (Duration::ZERO, Duration::ZERO, 0);
         for (p, store, pending, position) in self.tasks {
+            let t = Instant::now();
+            windows += pending.deltas.len();
             let plan = pending.plan(&store, &s.specs, s.worker.emit, position)?;
+            plan_time += t.elapsed();
+            let t = Instant::now();
             send_plan(sink, s, p, &plan)?;
+            send_time += t.elapsed();
             for w in &plan.outputs {
                 written.outputs[w.id.window] += 1;
             }
             plans.push((p, store, plan));
         }
+        tracing::debug!(
+            windows,
+            plan_ms = plan_time.as_secs_f64() * 1e3,
+            send_counts_ms = send_time.as_secs_f64() * 1e3,
+            repartitioned = written.repartitioned,
+            "commit sent"
+        );
         Ok((plans, written))
     }
 

@@ -2,12 +2,14 @@
 //! its RocksDB store ([`store`]), restored from its changelog on
 //! assignment ([`restore`]). Records are counted in memory ([`counts`]) in
 //! tumbling windows ([`window`]); each commit decides what to write
-//! ([`emit`]): output records ([`output`]), changelog records and store
-//! writes ([`keys`]).
+//! ([`emit`]) from the committed counts (the open windows' in memory,
+//! [`open_counts`]): output records ([`output`]), changelog records and
+//! store writes ([`keys`]).
 
 pub mod counts;
 pub mod emit;
 pub mod keys;
+pub mod open_counts;
 pub mod output;
 pub mod partitioner;
 pub mod restore;

@@ -11,18 +11,25 @@
 use crate::count::counts::WindowId;
 use crate::count::emit::{CommitPlan, WindowCount};
 use crate::count::keys::{self, POSITION_KEY, STREAM_TIME_KEY};
+use crate::count::open_counts::OpenWindowCounts;
 use crate::count::window::CountWindow;
 use rocksdb::{
     BlockBasedOptions, Cache, DB, DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 const CHECKPOINT_KEY: &[u8] = b"m:checkpoint";
 const IDENTITY_KEY: &[u8] = b"m:identity";
+/// Open windows whose committed counts a store keeps in memory (~100 bytes
+/// each): 10,000 videos take 30,000-60,000 over all partitions.
+const OPEN_COUNTS_PER_STORE: usize = 100_000;
+/// How long committed counts may stay unwritten to RocksDB: what a killed
+/// worker's restore reads again from the changelog.
+const WRITE_BACK_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,6 +102,16 @@ pub struct PartitionStore {
     path: PathBuf,
     specs: Arc<[CountWindow]>,
     write_opts: WriteOptions,
+    committed: Mutex<Committed>,
+}
+
+/// What commits applied that RocksDB may not hold yet.
+struct Committed {
+    open: OpenWindowCounts,
+    stream_time: Option<i64>,
+    position: Option<i64>,
+    checkpoint: Option<i64>,
+    written_at: Instant,
 }
 
 impl std::fmt::Debug for PartitionStore {
@@ -124,6 +141,13 @@ impl PartitionStore {
         let store = Self {
             db,
             path: path.into(),
+            committed: Mutex::new(Committed {
+                open: OpenWindowCounts::new(specs.len(), OPEN_COUNTS_PER_STORE),
+                stream_time: None,
+                position: None,
+                checkpoint: None,
+                written_at: Instant::now(),
+            }),
             specs,
             write_opts,
         };
@@ -194,35 +218,62 @@ impl PartitionStore {
         self.db.get(key).map_err(|e| self.err(e))
     }
 
+    /// A committed number: the last commit's if it is not written yet, else RocksDB's.
+    fn committed_i64(&self, unwritten: Option<i64>, key: &[u8]) -> Result<Option<i64>, StoreError> {
+        match unwritten {
+            Some(v) => Ok(Some(v)),
+            None => Ok(self.get(key)?.and_then(|v| keys::decode_i64(&v))),
+        }
+    }
+
     /// The changelog offset the store is consistent with: restore continues there.
     pub fn checkpoint(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.get(CHECKPOINT_KEY)?.and_then(|v| keys::decode_i64(&v)))
+        let unwritten = self.committed().checkpoint;
+        self.committed_i64(unwritten, CHECKPOINT_KEY)
     }
 
     /// The next repartition offset to count: every record before it is in the store.
     pub fn position(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.get(POSITION_KEY)?.and_then(|v| keys::decode_i64(&v)))
+        let unwritten = self.committed().position;
+        self.committed_i64(unwritten, POSITION_KEY)
     }
 
     pub fn stream_time(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.get(STREAM_TIME_KEY)?.and_then(|v| keys::decode_i64(&v)))
+        let unwritten = self.committed().stream_time;
+        self.committed_i64(unwritten, STREAM_TIME_KEY)
     }
 
     fn key_of(&self, id: &WindowId) -> Vec<u8> {
         keys::window_key(self.specs[id.window].size_ms, id.start, &id.video_id)
     }
 
-    /// Committed counts of `ids` (0 for windows not in the store).
+    fn committed(&self) -> MutexGuard<'_, Committed> {
+        self.committed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Committed counts of `ids` (0 for windows not in the store): from the
+    /// open windows in memory, the others read from RocksDB.
     pub fn counts(&self, ids: &[WindowId]) -> Result<Vec<u64>, StoreError> {
-        let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.key_of(id)).collect();
-        self.db
-            .multi_get(&keys)
-            .into_iter()
-            .map(|r| {
-                r.map(|v| v.and_then(|v| keys::decode_u64(&v)).unwrap_or(0))
-                    .map_err(|e| self.err(e))
-            })
-            .collect()
+        let mut counts = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        {
+            let committed = self.committed();
+            for (i, id) in ids.iter().enumerate() {
+                counts.push(committed.open.get(id).unwrap_or_else(|| {
+                    missing.push(i);
+                    0
+                }));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(counts);
+        }
+        let keys: Vec<Vec<u8>> = missing.iter().map(|&i| self.key_of(&ids[i])).collect();
+        for (i, r) in missing.into_iter().zip(self.db.multi_get(&keys)) {
+            let stored = r.map_err(|e| self.err(e))?;
+            counts[i] = stored.and_then(|v| keys::decode_u64(&v)).unwrap_or(0);
+        }
+        Ok(counts)
     }
 
     /// Stored windows of size `window` whose start lies in `starts`.
@@ -230,6 +281,7 @@ impl PartitionStore {
         if starts.is_empty() {
             return Ok(Vec::new());
         }
+        self.write_back(&mut self.committed(), &[])?;
         let (from, to) = keys::window_key_range(self.specs[window].size_ms, starts);
         let mut opts = ReadOptions::default();
         opts.set_iterate_lower_bound(from);
@@ -251,28 +303,65 @@ impl PartitionStore {
         Ok(out)
     }
 
-    /// Applies a committed plan together with the changelog checkpoint.
+    /// Applies a committed plan with its changelog checkpoint: in memory,
+    /// and to RocksDB every [`WRITE_BACK_EVERY`], before deleting expired
+    /// windows, and before forgetting closed ones.
     pub fn apply_plan(&self, plan: &CommitPlan, checkpoint: Option<i64>) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        for w in &plan.store_puts {
-            batch.put(self.key_of(&w.id), keys::encode_u64(w.count));
+        let mut committed = self.committed();
+        let c = &mut *committed;
+        c.open.committed(plan.store_puts.iter().map(|w| (&w.id, w.count)));
+        c.stream_time = plan.stream_time.or(c.stream_time);
+        c.position = plan.position.or(c.position);
+        c.checkpoint = checkpoint.or(c.checkpoint);
+        let due = !plan.store_deletes.is_empty()
+            || c.open.must_write_back(&self.specs, plan.stream_time)
+            || c.written_at.elapsed() >= WRITE_BACK_EVERY;
+        if due {
+            self.write_back(c, &plan.store_deletes)?;
+            c.open.written_back(&self.specs, plan.stream_time);
         }
-        for (window, starts) in &plan.store_deletes {
+        Ok(())
+    }
+
+    /// Writes what commits applied since the last write back, and `deletes`
+    /// (`(window index, starts)` ranges of expired windows), in one batch.
+    fn write_back(&self, c: &mut Committed, deletes: &[(usize, Range<i64>)]) -> Result<(), StoreError> {
+        let meta = [
+            (STREAM_TIME_KEY, c.stream_time),
+            (POSITION_KEY, c.position),
+            (CHECKPOINT_KEY, c.checkpoint),
+        ];
+        if c.open.unwritten_len() == 0 && deletes.is_empty() && meta.iter().all(|(_, v)| v.is_none()) {
+            return Ok(());
+        }
+        // In key order: the memtable's skip list then finds each insert's
+        // place from the previous one.
+        let mut puts: Vec<(Vec<u8>, u64)> = c
+            .open
+            .unwritten()
+            .map(|(id, count)| (self.key_of(id), count))
+            .collect();
+        puts.sort_unstable();
+        let mut batch = WriteBatch::default();
+        for (key, count) in &puts {
+            batch.put(key, keys::encode_u64(*count));
+        }
+        for (window, starts) in deletes {
             let (from, to) = keys::window_key_range(self.specs[*window].size_ms, starts.clone());
             batch.delete_range(from, to);
         }
-        if let Some(st) = plan.stream_time {
-            batch.put(STREAM_TIME_KEY, keys::encode_i64(st));
-        }
-        if let Some(position) = plan.position {
-            batch.put(POSITION_KEY, keys::encode_i64(position));
-        }
-        if let Some(c) = checkpoint {
-            batch.put(CHECKPOINT_KEY, keys::encode_i64(c));
+        for (key, value) in meta {
+            if let Some(v) = value {
+                batch.put(key, keys::encode_i64(v));
+            }
         }
         self.db
             .write_opt(batch, &self.write_opts)
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        c.open.all_written();
+        (c.stream_time, c.position, c.checkpoint) = (None, None, None);
+        c.written_at = Instant::now();
+        Ok(())
     }
 
     /// Applies changelog records read during a restore (`None` = tombstone),
@@ -295,6 +384,9 @@ impl PartitionStore {
             }
         }
         batch.put(CHECKPOINT_KEY, keys::encode_i64(checkpoint));
+        let mut committed = self.committed();
+        self.write_back(&mut committed, &[])?;
+        committed.open.clear();
         self.db
             .write_opt(batch, &self.write_opts)
             .map_err(|e| self.err(e))
@@ -312,6 +404,9 @@ impl PartitionStore {
             let (from, to) = keys::window_key_range(spec.size_ms, i64::MIN..spec.expiry_bound(st));
             batch.delete_range(from, to);
         }
+        let mut committed = self.committed();
+        self.write_back(&mut committed, &[])?;
+        committed.open.clear();
         self.db
             .write_opt(batch, &self.write_opts)
             .map_err(|e| self.err(e))
@@ -355,8 +450,10 @@ impl PartitionStore {
         .sum()
     }
 
-    /// Persists the memtables, so a restart restores from a recent checkpoint.
+    /// Writes back every committed count and persists the memtables, so a
+    /// restart restores from a recent checkpoint.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.write_back(&mut self.committed(), &[])?;
         self.db.flush().map_err(|e| self.err(e))
     }
 }
@@ -449,6 +546,72 @@ mod tests {
             store.windows_in(0, i64::MIN..i64::MAX).unwrap(),
             [wc(10, "a", 1), wc(10, "b", 2)]
         );
+        // Neither RocksDB nor the open windows in memory still count the deleted window.
+        assert_eq!(
+            store.counts(&[wc(0, "a", 0).id, wc(10, "b", 0).id]).unwrap(),
+            [0, 2]
+        );
+    }
+
+    #[test]
+    fn unwritten_commits_are_read_back_and_a_dropped_store_keeps_an_older_consistent_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let res = StoreResources::new(1 << 20, 4 << 20);
+        let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
+        let first = CommitPlan {
+            store_puts: vec![wc(10, "a", 3)],
+            stream_time: Some(15),
+            position: Some(100),
+            ..Default::default()
+        };
+        // The first stream time is written at once; the next commit, within
+        // a second and closing nothing, only in memory.
+        store.apply_plan(&first, Some(7)).unwrap();
+        let second = CommitPlan {
+            store_puts: vec![wc(10, "a", 5), wc(10, "b", 1)],
+            stream_time: Some(16),
+            position: Some(120),
+            ..Default::default()
+        };
+        store.apply_plan(&second, Some(9)).unwrap();
+        assert_eq!(
+            store.counts(&[wc(10, "a", 0).id, wc(10, "b", 0).id]).unwrap(),
+            [5, 1]
+        );
+        assert_eq!(
+            (
+                store.checkpoint().unwrap(),
+                store.position().unwrap(),
+                store.stream_time().unwrap()
+            ),
+            (Some(9), Some(120), Some(16))
+        );
+        // A killed worker: RocksDB has the first commit whole, and its
+        // checkpoint says where the changelog brings it forward from.
+        drop(store);
+        let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
+        assert_eq!(
+            store.counts(&[wc(10, "a", 0).id, wc(10, "b", 0).id]).unwrap(),
+            [3, 0]
+        );
+        assert_eq!(
+            (
+                store.checkpoint().unwrap(),
+                store.position().unwrap(),
+                store.stream_time().unwrap()
+            ),
+            (Some(7), Some(100), Some(15))
+        );
+        // A flush (closing the partition) writes everything.
+        store.apply_plan(&second, Some(9)).unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
+        assert_eq!(
+            store.counts(&[wc(10, "a", 0).id, wc(10, "b", 0).id]).unwrap(),
+            [5, 1]
+        );
+        assert_eq!(store.checkpoint().unwrap(), Some(9));
     }
 
     #[test]
