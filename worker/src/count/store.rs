@@ -438,16 +438,18 @@ impl PartitionStore {
             .collect())
     }
 
-    /// Bytes held in memory by this store: memtables and table readers
-    /// (index and filter blocks); the block cache is shared and reported apart.
+    /// Bytes held in memory by this store: memtables, table readers (index
+    /// and filter blocks) and the open windows' counts (estimated at 100
+    /// bytes each); the block cache is shared and reported apart.
     pub fn memory_bytes(&self) -> u64 {
-        [
+        let rocksdb: u64 = [
             "rocksdb.cur-size-all-mem-tables",
             "rocksdb.estimate-table-readers-mem",
         ]
         .iter()
         .filter_map(|p| self.db.property_int_value(*p).ok().flatten())
-        .sum()
+        .sum();
+        rocksdb + 100 * self.committed().open.len() as u64
     }
 
     /// Writes back every committed count and persists the memtables, so a

@@ -142,6 +142,9 @@ impl Engine {
     /// Takes what the next commit writes out of the processing state (cheap:
     /// moves, no I/O), so processing goes on while it is written.
     fn take_job(&mut self, offsets: &[CommitOffset]) -> (Job, Vec<(i32, Option<i64>)>) {
+        // First, so the partitions' pending counts include what it counts.
+        let drained = self.combiner.drain();
+        let combined = self.count_locally(drained);
         let positions: HashMap<i32, i64> = offsets
             .iter()
             .filter(|c| c.source == Source::Repartition)
@@ -161,7 +164,7 @@ impl Engine {
         }
         let job = Job {
             settings: self.settings.clone(),
-            combined: self.combiner.drain(),
+            combined,
             dead_letters: std::mem::take(&mut self.dead_letters),
             tasks,
         };

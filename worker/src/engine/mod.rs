@@ -13,10 +13,11 @@
 use crate::commit::sink::{Sink, SinkError};
 use crate::config::Settings;
 use crate::count::counts::PartitionCounts;
+use crate::count::partitioner::partition_for;
 use crate::count::store::{StoreError, StoreResources};
-use crate::count::task::Task;
+use crate::count::task::{ActiveTask, Task};
 use crate::engine::offsets::{PartitionOffsets, Start};
-use crate::rekey::combiner::Combiner;
+use crate::rekey::combiner::{Combined, Combiner};
 use crate::rekey::dead_letter::DeadLetter;
 use crate::rekey::decode::{DecodeError, decode_input};
 use crate::repartition::decode_repartition;
@@ -126,6 +127,7 @@ struct Tally {
     consumed_input: u64,
     consumed_repartition: u64,
     repartitioned: u64,
+    counted_locally: u64,
     counted: Vec<u64>,
     late: Vec<u64>,
     outputs: Vec<u64>,
@@ -287,21 +289,37 @@ impl Engine {
                 }
                 self.tally.consumed_repartition += 1;
                 match decode_repartition(m.key(), m.payload()) {
-                    Ok((id, count, ts)) => {
-                        let applied = task.counts.apply(id, count, ts);
-                        for w in 0..self.tally.counted.len() {
-                            if applied.is_late_for(w) {
-                                self.tally.late[w] += count;
-                            } else {
-                                self.tally.counted[w] += count;
-                            }
-                        }
-                    }
+                    Ok((id, count, ts)) => count_in(task, &mut self.tally, id, count, ts),
                     Err(error) => self.dead_letter(m, error),
                 }
             }
             None => {}
         }
+    }
+
+    /// Counts the combined records whose counting partition is active in
+    /// this session right away, in the transaction that commits their input
+    /// offsets: one transaction from event to output instead of two (re-key,
+    /// then count what was read back). Returns the others, for the
+    /// repartition topic. Either way each record is counted once: in the
+    /// transaction that commits its input offset, or from the repartition
+    /// record that transaction writes.
+    fn count_locally(&mut self, combined: Vec<(String, Combined)>) -> Vec<(String, Combined)> {
+        let partitions = self.settings.partitions;
+        let mut elsewhere = Vec::new();
+        for (video_id, c) in combined {
+            match self
+                .tasks
+                .get_mut(&partition_for(video_id.as_bytes(), partitions))
+            {
+                Some(Task::Active(task)) => {
+                    count_in(task, &mut self.tally, &video_id, c.count, c.max_ts);
+                    self.tally.counted_locally += 1;
+                }
+                _ => elsewhere.push((video_id, c)),
+            }
+        }
+        elsewhere
     }
 
     fn dead_letter(&mut self, m: &BorrowedMessage<'_>, error: DecodeError) {
@@ -403,6 +421,18 @@ impl Engine {
         self.inputs.clear();
         self.shared.slot_mut(self.slot).partitions.clear();
         self.publish_status();
+    }
+}
+
+/// Counts `count` likes of `video_id` at event time `ts` in an active partition.
+fn count_in(task: &mut ActiveTask, tally: &mut Tally, video_id: &str, count: u64, ts: i64) {
+    let applied = task.counts.apply(video_id, count, ts);
+    for w in 0..tally.counted.len() {
+        if applied.is_late_for(w) {
+            tally.late[w] += count;
+        } else {
+            tally.counted[w] += count;
+        }
     }
 }
 

@@ -19,6 +19,8 @@ impl Engine {
             .inc_by(std::mem::take(&mut t.consumed_repartition));
         m.repartition_records_produced
             .inc_by(std::mem::take(&mut t.repartitioned));
+        m.combined_records_counted_locally
+            .inc_by(std::mem::take(&mut t.counted_locally));
         for (w, spec) in s.specs.iter().enumerate() {
             let label = m.window(&spec.label);
             m.events_counted

@@ -45,6 +45,7 @@ pub struct Metrics {
     registry: Registry,
     pub records_consumed: Family<TopicLabel, Counter>,
     pub repartition_records_produced: Counter,
+    pub combined_records_counted_locally: Counter,
     pub events_counted: Family<WindowLabel, Counter>,
     pub late_events: Family<WindowLabel, Counter>,
     pub dead_letter_records: Family<ReasonLabel, Counter>,
@@ -65,6 +66,7 @@ impl Metrics {
         let m = Self {
             records_consumed: Family::default(),
             repartition_records_produced: Counter::default(),
+            combined_records_counted_locally: Counter::default(),
             events_counted: Family::default(),
             late_events: Family::default(),
             dead_letter_records: Family::default(),
@@ -88,6 +90,11 @@ impl Metrics {
             "repartition_records_produced",
             "Combined records written to the repartition topic",
             m.repartition_records_produced.clone(),
+        );
+        registry.register(
+            "combined_records_counted_locally",
+            "Combined records counted by a counting partition of the same consumer session, without the repartition topic",
+            m.combined_records_counted_locally.clone(),
         );
         registry.register(
             "events_counted",
