@@ -1,8 +1,14 @@
-//! Event -> output latency under a steady load: a running worker receives
+//! Event -> output latency under a steady load: running workers receive
 //! raw events at a fixed rate (now-stamped, over `ids` videos), and every
 //! 20 ms a probe event of a video seen only once; the time from sending a
 //! probe until its first count is readable (`read_committed`) in the 1-minute
 //! output topic is its latency.
+//!
+//! A worker counts the records of its own counting partitions in the
+//! transaction that reads them; the others go through the repartition topic
+//! to the worker that counts them, one transaction later. With one worker
+//! every probe takes the first path; with two about half take each, and
+//! the probes seen on the repartition topic give that path's figures.
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -27,21 +33,94 @@ pub struct Latency {
     pub max_ms: f64,
     pub cpu_us_per_event: f64,
     pub rss_mib: u64,
-    /// Median time until the re-keyed record is readable: the first stage.
-    pub rekeyed_p50_ms: f64,
+    /// The probes that went through the repartition topic (another
+    /// worker's partition): how many, and their latency p50 and p99.
+    pub via_repartition: (usize, f64, f64),
 }
 
-pub async fn measure(rate: f64, seconds: u64, ids: u64, commit_interval: &str) -> Latency {
+/// Waits until the workers share every input and counting partition, the
+/// counting ones active, and the assignment held for a second; describes it.
+fn settled_assignment(workers: &[WorkerProcess]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = String::new();
+    let mut since = Instant::now();
+    loop {
+        let views: Vec<serde_json::Value> = workers
+            .iter()
+            .map(|w| serde_json::from_str(&w.get("/v1/partitions")).unwrap_or_default())
+            .collect();
+        let list =
+            |v: &serde_json::Value, f: &dyn Fn(&serde_json::Value) -> Option<i64>, key: &str| -> Vec<i64> {
+                v[key]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(f).collect())
+                    .unwrap_or_default()
+            };
+        let described: Vec<String> = views
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let inputs = list(v, &|p| p.as_i64(), "input_partitions");
+                let active = list(
+                    v,
+                    &|p| {
+                        (p["state"] == "active")
+                            .then(|| p["partition"].as_i64())
+                            .flatten()
+                    },
+                    "partitions",
+                );
+                format!("worker {i}: input {inputs:?}, counting {active:?}")
+            })
+            .collect();
+        let count = |key: &str, f: &dyn Fn(&serde_json::Value) -> bool| -> usize {
+            views
+                .iter()
+                .map(|v| v[key].as_array().map_or(0, |a| a.iter().filter(|p| f(p)).count()))
+                .sum()
+        };
+        let complete = count("input_partitions", &|_| true) == PARTITIONS as usize
+            && count("partitions", &|p| p["state"] == "active") == PARTITIONS as usize;
+        let now = described.join("; ");
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if complete && since.elapsed() >= Duration::from_secs(1) {
+            return last;
+        }
+        assert!(Instant::now() < deadline, "the group did not settle: {last}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+pub async fn measure(rate: f64, seconds: u64, ids: u64, commit_interval: &str, workers: usize) -> Latency {
     let app = unique_name("bench-latency");
     let input = format!("{app}-input");
     kafka::create_topic(&input, PARTITIONS, &[]).await;
     let dir = scratch();
     let config = configure_app(dir.path(), &app, &input, commit_interval).await;
-    let worker = WorkerProcess::spawn(&config, "latency-0", &dir.path().join("data"), &[]);
+    let workers: Vec<WorkerProcess> = (0..workers)
+        .map(|i| {
+            let data = dir.path().join(format!("data-{i}"));
+            WorkerProcess::spawn(&config, &format!("latency-{i}"), &data, &[])
+        })
+        .collect();
     let up = Instant::now();
-    while !worker.ready() {
-        assert!(up.elapsed() < Duration::from_secs(60), "latency worker not ready");
+    while !workers.iter().all(|w| w.ready()) {
+        assert!(
+            up.elapsed() < Duration::from_secs(60),
+            "latency workers not ready"
+        );
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if workers.len() > 1 {
+        println!("assignment: {}", settled_assignment(&workers));
     }
 
     // The 1-minute output, read from its current end.
@@ -89,9 +168,11 @@ pub async fn measure(rate: f64, seconds: u64, ids: u64, commit_interval: &str) -
         })
     };
 
-    let cpu_before = worker.cpu_seconds();
+    let cpu = |ws: &[WorkerProcess]| ws.iter().map(|w| w.cpu_seconds()).sum::<f64>();
+    let cpu_before = cpu(&workers);
     let mut latencies = Vec::new();
-    let mut rekeyed = Vec::new();
+    let mut via_repartition = Vec::new();
+    let mut rekeyed = std::collections::HashSet::new();
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(5)) {
@@ -100,34 +181,42 @@ pub async fn measure(rate: f64, seconds: u64, ids: u64, commit_interval: &str) -
                 continue;
             };
             if m.topic() != output {
-                if let Some(at) = sent.lock().unwrap().get(id) {
-                    rekeyed.push(seen.duration_since(*at).as_secs_f64() * 1000.0);
+                if id.starts_with("probe-") {
+                    rekeyed.insert(id.to_owned());
                 }
             } else if let Some(at) = sent.lock().unwrap().remove(id) {
-                latencies.push(seen.duration_since(at).as_secs_f64() * 1000.0);
+                let ms = seen.duration_since(at).as_secs_f64() * 1000.0;
+                latencies.push(ms);
+                if rekeyed.remove(id) {
+                    via_repartition.push(ms);
+                }
             }
         }
     }
-    rekeyed.sort_by(|a, b| a.total_cmp(b));
-    let rekeyed_p50 = rekeyed.get(rekeyed.len() / 2).copied().unwrap_or(f64::NAN);
-    let cpu = worker.cpu_seconds() - cpu_before;
+    let cpu = cpu(&workers) - cpu_before;
     done.store(true, Ordering::Relaxed);
     load.join().unwrap();
-    let rss_mib = worker.vm_hwm_kib() / 1024;
-    worker.stop();
-    // Probes still in flight at the end are not counted; the first second is warm-up.
+    let rss_mib = workers.iter().map(|w| w.vm_hwm_kib()).max().unwrap_or(0) / 1024;
+    for w in workers {
+        w.stop();
+    }
+    // Probes still in flight at the end are not counted.
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    assert!(!latencies.is_empty(), "no probe came out of the worker");
+    via_repartition.sort_by(|a, b| a.total_cmp(b));
+    assert!(!latencies.is_empty(), "no probe came out of the workers");
     Latency {
         rate,
         probes: latencies.len(),
-        p50_ms: at(0.50),
-        p95_ms: at(0.95),
-        p99_ms: at(0.99),
+        p50_ms: percentile(&latencies, 0.50),
+        p95_ms: percentile(&latencies, 0.95),
+        p99_ms: percentile(&latencies, 0.99),
         max_ms: *latencies.last().unwrap(),
         cpu_us_per_event: cpu * 1e6 / (rate * seconds as f64),
         rss_mib,
-        rekeyed_p50_ms: rekeyed_p50,
+        via_repartition: (
+            via_repartition.len(),
+            percentile(&via_repartition, 0.50),
+            percentile(&via_repartition, 0.99),
+        ),
     }
 }

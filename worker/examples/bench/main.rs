@@ -10,7 +10,8 @@
 //!    100 ms with 1,000,000 distinct ids. Each
 //!    with its rate, its share of the bare consumer's, CPU per event, peak
 //!    RSS and commits.
-//! 4. Event -> output latency at half the 100 ms rate (see `latency.rs`).
+//! 4. Event -> output latency at half the 100 ms rate, with one worker and
+//!    with two (see `latency.rs`).
 //! 5. Group membership under both group protocols (see `membership.rs`).
 //!
 //! Flags: `--events N --ids N --distinct-events N --distinct-ids N --span-ms MS
@@ -80,6 +81,16 @@ fn args() -> Args {
     a
 }
 
+fn print_latency(l: &latency::Latency, workers: usize) {
+    let (via, via_p50, via_p99) = l.via_repartition;
+    println!(
+        "latency event -> output (1-minute topic, read_committed), {workers} worker(s), {:.0} events/s, 100ms commits: \
+         p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} probes; {via} through the repartition topic: p50 {via_p50:.0} ms, p99 {via_p99:.0} ms; \
+         worker CPU {:.2} µs/event, RSS {} MiB)",
+        l.rate, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.probes, l.cpu_us_per_event, l.rss_mib
+    );
+}
+
 fn row(name: &str, run: &worker::Run, raw: f64) {
     println!(
         "| {name} | {:.0} | {:.0}% | {:.2} | {} | {:.0} | {:.0} |",
@@ -105,11 +116,10 @@ async fn main() {
         return;
     }
     if let Some(rate) = a.latency_rate {
-        let l = latency::measure(rate, a.latency_seconds, a.ids, "100ms").await;
-        println!(
-            "latency at {rate:.0}/s: p50 {:.0} ms, p99 {:.0} ms, re-keyed p50 {:.0} ms",
-            l.p50_ms, l.p99_ms, l.rekeyed_p50_ms
-        );
+        for workers in [1, 2] {
+            let l = latency::measure(rate, a.latency_seconds, a.ids, "100ms", workers).await;
+            print_latency(&l, workers);
+        }
         return;
     }
     let ids = a.ids;
@@ -144,28 +154,19 @@ async fn main() {
     );
 
     let half = default.rate() / 2.0;
-    let l = latency::measure(half, a.latency_seconds, a.ids, "100ms").await;
     println!();
+    let l = latency::measure(half, a.latency_seconds, a.ids, "100ms", 1).await;
+    print_latency(&l, 1);
+    let two = latency::measure(half, a.latency_seconds, a.ids, "100ms", 2).await;
+    print_latency(&two, 2);
     println!(
-        "latency event -> output (1-minute topic, read_committed) at {:.0} events/s, 100ms commits: \
-         p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} probes; re-keyed after {:.0} ms (p50); worker CPU {:.2} µs/event, RSS {} MiB)",
-        l.rate,
-        l.p50_ms,
-        l.p95_ms,
-        l.p99_ms,
-        l.max_ms,
-        l.probes,
-        l.rekeyed_p50_ms,
-        l.cpu_us_per_event,
-        l.rss_mib
-    );
-    println!(
-        "SUMMARY raw={raw:.0}/s worker_100ms={:.0}/s ({:.0}%) worker_1s={:.0}/s ({:.0}%) p99={:.0}ms peak_rss_{}_ids={}MiB",
+        "SUMMARY raw={raw:.0}/s worker_100ms={:.0}/s ({:.0}%) worker_1s={:.0}/s ({:.0}%) p99={:.0}ms p99_two_workers={:.0}ms peak_rss_{}_ids={}MiB",
         default.rate(),
         100.0 * default.rate() / raw,
         slow.rate(),
         100.0 * slow.rate() / raw,
         l.p99_ms,
+        two.p99_ms,
         a.distinct_ids,
         many.peak_rss_kib / 1024
     );

@@ -304,16 +304,22 @@ impl Engine {
     /// repartition topic. Either way each record is counted once: in the
     /// transaction that commits its input offset, or from the repartition
     /// record that transaction writes.
+    ///
+    /// Up to [`MAX_PENDING`] touched windows: past that the records go to the
+    /// repartition topic too, so one transaction stays as bounded as when
+    /// every record took that way (with a million distinct videos, each
+    /// record touches new windows).
     fn count_locally(&mut self, combined: Vec<(String, Combined)>) -> Vec<(String, Combined)> {
         let partitions = self.settings.partitions;
+        let mut touched = self.pending_summary().1;
         let mut elsewhere = Vec::new();
         for (video_id, c) in combined {
-            match self
-                .tasks
-                .get_mut(&partition_for(video_id.as_bytes(), partitions))
-            {
-                Some(Task::Active(task)) => {
+            let partition = partition_for(video_id.as_bytes(), partitions);
+            match self.tasks.get_mut(&partition) {
+                Some(Task::Active(task)) if touched < MAX_PENDING => {
+                    let before = task.counts.touched_windows();
                     count_in(task, &mut self.tally, &video_id, c.count, c.max_ts);
+                    touched += task.counts.touched_windows() - before;
                     self.tally.counted_locally += 1;
                 }
                 _ => elsewhere.push((video_id, c)),
