@@ -89,6 +89,15 @@ async fn on_window_close_emits_every_window_once_and_expired_windows_are_deleted
     }
     assert_counts_equal(&seen, &truth);
 
+    // The one worker counts every partition: what it read once ready was
+    // counted in the transaction that read it, without the repartition topic.
+    let metrics = w.get_text("/metrics").unwrap().1;
+    let counted_locally = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("videocounter_combined_records_counted_locally_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(counted_locally.is_some_and(|n| n > 0.0), "{metrics}");
+
     // Every event window expired (retention 1m): tombstoned in the changelog
     // and gone from the store; only the closers' windows remain.
     let mut latest: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
