@@ -101,7 +101,7 @@ impl OpenWindowCounts {
                 specs
                     .iter()
                     .zip(&self.first_open)
-                    .any(|(s, old)| first_open_start(s, st) > *old)
+                    .any(|(s, old)| s.first_open_start(st) > *old)
             })
     }
 
@@ -113,7 +113,7 @@ impl OpenWindowCounts {
             self.counts = HashMap::new();
         }
         let Some(st) = stream_time else { return };
-        let first_open: Vec<i64> = specs.iter().map(|s| first_open_start(s, st)).collect();
+        let first_open: Vec<i64> = specs.iter().map(|s| s.first_open_start(st)).collect();
         if first_open
             .iter()
             .zip(&self.first_open)
@@ -129,17 +129,6 @@ impl OpenWindowCounts {
     pub fn clear(&mut self) {
         debug_assert_eq!(self.unwritten, 0, "unwritten counts would be lost");
         self.counts = HashMap::new();
-    }
-}
-
-/// The first window start of this size that is still open at stream time `st`.
-fn first_open_start(spec: &CountWindow, st: i64) -> i64 {
-    let bound = spec.close_bound(st);
-    let floor = bound.div_euclid(spec.size_ms) * spec.size_ms;
-    if floor == bound {
-        bound
-    } else {
-        floor.saturating_add(spec.size_ms)
     }
 }
 
@@ -219,15 +208,5 @@ mod tests {
         cache.all_written();
         cache.written_back(&specs, None);
         assert!(cache.is_empty());
-    }
-
-    #[test]
-    fn the_first_open_start_follows_close_bounds_on_window_starts() {
-        let spec = &specs()[0];
-        // Closed below st - 10 - 2 + 1.
-        assert_eq!(first_open_start(spec, 11), 0);
-        assert_eq!(first_open_start(spec, 12), 10);
-        assert_eq!(first_open_start(spec, 21), 10);
-        assert_eq!(first_open_start(spec, 22), 20);
     }
 }

@@ -555,6 +555,15 @@ mod tests {
         );
     }
 
+    /// Checkpoint, position and stream time.
+    fn numbers(store: &PartitionStore) -> (Option<i64>, Option<i64>, Option<i64>) {
+        (
+            store.checkpoint().unwrap(),
+            store.position().unwrap(),
+            store.stream_time().unwrap(),
+        )
+    }
+
     #[test]
     fn unwritten_commits_are_read_back_and_a_dropped_store_keeps_an_older_consistent_state() {
         let dir = tempfile::tempdir().unwrap();
@@ -580,14 +589,7 @@ mod tests {
             store.counts(&[wc(10, "a", 0).id, wc(10, "b", 0).id]).unwrap(),
             [5, 1]
         );
-        assert_eq!(
-            (
-                store.checkpoint().unwrap(),
-                store.position().unwrap(),
-                store.stream_time().unwrap()
-            ),
-            (Some(9), Some(120), Some(16))
-        );
+        assert_eq!(numbers(&store), (Some(9), Some(120), Some(16)));
         // A killed worker: RocksDB has the first commit whole, and its
         // checkpoint says where the changelog brings it forward from.
         drop(store);
@@ -596,14 +598,7 @@ mod tests {
             store.counts(&[wc(10, "a", 0).id, wc(10, "b", 0).id]).unwrap(),
             [3, 0]
         );
-        assert_eq!(
-            (
-                store.checkpoint().unwrap(),
-                store.position().unwrap(),
-                store.stream_time().unwrap()
-            ),
-            (Some(7), Some(100), Some(15))
-        );
+        assert_eq!(numbers(&store), (Some(7), Some(100), Some(15)));
         // A flush (closing the partition) writes everything.
         store.apply_plan(&second, Some(9)).unwrap();
         store.flush().unwrap();

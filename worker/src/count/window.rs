@@ -57,6 +57,11 @@ impl CountWindow {
             .saturating_add(1)
     }
 
+    /// The first window start still open at stream time `st`.
+    pub fn first_open_start(&self, st: i64) -> i64 {
+        ceil_to(self.close_bound(st), self.size_ms)
+    }
+
     /// Windows with a start below this bound have expired at stream time `st`.
     pub fn expiry_bound(&self, st: i64) -> i64 {
         self.close_bound(st).saturating_sub(self.retention_ms)
@@ -132,6 +137,16 @@ mod tests {
             label: "t".into(),
             output_topic: "o".into(),
         }
+    }
+
+    #[test]
+    fn the_first_open_start_follows_the_close_bound_to_window_starts() {
+        let s = spec(10, 2, 20);
+        // Closed below st - 10 - 2 + 1.
+        assert_eq!(s.first_open_start(11), 0);
+        assert_eq!(s.first_open_start(12), 10);
+        assert_eq!(s.first_open_start(21), 10);
+        assert_eq!(s.first_open_start(22), 20);
     }
 
     #[test]
