@@ -64,10 +64,24 @@ proc_alive() {
   ! { [ "$state" = Z ] && [ "$threads" -le 1 ]; }
 }
 
-# pid_alive NAME: the service NAME has a live process recorded in RUN_DIR.
+# proc_identity PID: what tells this process from a later one given the same
+# pid (the kernel's boot and the process's start time in clock ticks).
+proc_identity() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  # Field 22 (start time) counted after the ") " that ends field 2, the command.
+  echo "$(cat /proc/sys/kernel/random/boot_id) $(echo "${stat##*) }" | awk '{ print $20 }')"
+}
+
+# pid_alive NAME: the service NAME has a live process recorded in RUN_DIR,
+# the very one start_bg started: a pid file that outlived its process (a
+# machine restart, or another pid namespace such as a CI container on the
+# same state directory) may name an unrelated process that got the same pid.
 pid_alive() {
-  local f=$RUN_DIR/$1.pid
-  [ -f "$f" ] && proc_alive "$(cat "$f")"
+  local f=$RUN_DIR/$1.pid pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  proc_alive "$pid" && [ "$(proc_identity "$pid")" = "$(cat "$RUN_DIR/$1.identity" 2>/dev/null)" ]
 }
 
 # rotate_log NAME: keep one previous log once a service's log passes 64 MiB, so
@@ -83,6 +97,7 @@ start_bg() {
   local name=$1; shift
   setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$name.pid"
+  proc_identity $! >"$RUN_DIR/$name.identity" || true
 }
 
 # stop_bg NAME [SIGNAL]: stop a service and wait until it is gone.
@@ -90,7 +105,8 @@ stop_bg() {
   local name=$1 sig=${2:-TERM} f=$RUN_DIR/$1.pid pid i
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if proc_alive "$pid"; then
+  # Never signal a process that merely reuses the recorded pid.
+  if pid_alive "$name"; then
     kill -"$sig" -- "-$pid" 2>/dev/null || kill -"$sig" "$pid" 2>/dev/null
     for i in $(seq 1 300); do
       proc_alive "$pid" || break
@@ -101,7 +117,7 @@ stop_bg() {
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
     fi
   fi
-  rm -f "$f"
+  rm -f "$f" "$RUN_DIR/$name.identity"
 }
 
 # wait_for NAME SECONDS CMD...: poll CMD until it succeeds, or fail pointing at the log.

@@ -165,8 +165,11 @@ shutdownGracePeriod: 0s
 YAML
 }
 
+# Ready as the API server says, and this kubelet answering: the Node object
+# keeps an earlier kubelet's Ready for a while after it is gone.
 kubelet_ready() {
-  [ "$(kubectl_ get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+  port_open "$(node_healthz_port "$1")" \
+    && [ "$(kubectl_ get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
 
 kubelet_start() {
