@@ -11,12 +11,14 @@
 //!    with its rate, its share of the bare consumer's, CPU per event, peak
 //!    RSS and commits.
 //! 4. Event -> output latency at half the 100 ms rate, with one worker and
-//!    with two (see `latency.rs`).
+//!    with two (see `latency.rs`); then with one worker at 25%, 10% and 5%
+//!    of that rate, to show up to where the p99 stays within 250 ms.
 //! 5. Group membership under both group protocols (see `membership.rs`).
 //!
 //! Flags: `--events N --ids N --distinct-events N --distinct-ids N --span-ms MS
-//! --latency-seconds S`, `--no-membership`, `--only-membership`, `--latency-rate R`
-//! (only the latency part).
+//! --latency-seconds S`, `--no-membership`, `--only-membership`, `--latency-rate
+//! R[,R...]` (only the latency part, at each rate), `--latency-workers N[,N...]`
+//! (with it: how many workers, default 1,2).
 //! Needs the test ground's Kafka (`VIDEOCOUNTER_KAFKA_BOOTSTRAP`);
 //! `BENCH_WORKER_BIN` measures another build of the worker.
 
@@ -36,8 +38,10 @@ struct Args {
     distinct_ids: u64,
     span_ms: i64,
     latency_seconds: u64,
-    /// Only the latency part, at this rate.
-    latency_rate: Option<f64>,
+    /// Only the latency part, at these rates (comma-separated on the command line).
+    latency_rates: Vec<f64>,
+    /// How many workers the latency part runs (one, then two, by default).
+    latency_workers: Vec<usize>,
     membership: bool,
     only_membership: bool,
 }
@@ -50,7 +54,8 @@ fn args() -> Args {
         distinct_ids: 1_000_000,
         span_ms: 600_000,
         latency_seconds: 20,
-        latency_rate: None,
+        latency_rates: Vec::new(),
+        latency_workers: vec![1, 2],
         membership: true,
         only_membership: false,
     };
@@ -73,12 +78,20 @@ fn args() -> Args {
             "--distinct-ids" => a.distinct_ids = value.parse().expect("--distinct-ids N"),
             "--span-ms" => a.span_ms = value.parse().expect("--span-ms N"),
             "--latency-seconds" => a.latency_seconds = value.parse().expect("--latency-seconds S"),
-            "--latency-rate" => a.latency_rate = Some(value.parse().expect("--latency-rate R")),
+            "--latency-rate" => a.latency_rates = list(&value, "--latency-rate R[,R...]"),
+            "--latency-workers" => a.latency_workers = list(&value, "--latency-workers N[,N...]"),
             other => panic!("unknown argument {other}"),
         }
     }
     assert!(a.events >= 1 && a.ids >= 1 && a.distinct_ids >= 1);
     a
+}
+
+fn list<T: std::str::FromStr>(value: &str, usage: &str) -> Vec<T> {
+    value
+        .split(',')
+        .map(|v| v.trim().parse().ok().expect(usage))
+        .collect()
 }
 
 fn print_latency(l: &latency::Latency, workers: usize) {
@@ -115,10 +128,12 @@ async fn main() {
         membership::run().await;
         return;
     }
-    if let Some(rate) = a.latency_rate {
-        for workers in [1, 2] {
-            let l = latency::measure(rate, a.latency_seconds, a.ids, "100ms", workers).await;
-            print_latency(&l, workers);
+    if !a.latency_rates.is_empty() {
+        for &rate in &a.latency_rates {
+            for &workers in &a.latency_workers {
+                let l = latency::measure(rate, a.latency_seconds, a.ids, "100ms", workers).await;
+                print_latency(&l, workers);
+            }
         }
         return;
     }
@@ -159,14 +174,25 @@ async fn main() {
     print_latency(&l, 1);
     let two = latency::measure(half, a.latency_seconds, a.ids, "100ms", 2).await;
     print_latency(&two, 2);
+    // Below half the rate: where the p99 stays within 250 ms here.
+    let mut within_250ms: Option<f64> = None;
+    for share in [0.25, 0.1, 0.05] {
+        let lower = latency::measure(default.rate() * share, a.latency_seconds, a.ids, "100ms", 1).await;
+        print_latency(&lower, 1);
+        if lower.p99_ms <= 250.0 && within_250ms.is_none() {
+            within_250ms = Some(lower.rate);
+        }
+    }
     println!(
-        "SUMMARY raw={raw:.0}/s worker_100ms={:.0}/s ({:.0}%) worker_1s={:.0}/s ({:.0}%) p99={:.0}ms p99_two_workers={:.0}ms peak_rss_{}_ids={}MiB",
+        "SUMMARY raw={raw:.0}/s worker_100ms={:.0}/s ({:.0}%) worker_1s={:.0}/s ({:.0}%) p99={:.0}ms p99_two_workers={:.0}ms \
+         p99_within_250ms_up_to={:.0}/s peak_rss_{}_ids={}MiB",
         default.rate(),
         100.0 * default.rate() / raw,
         slow.rate(),
         100.0 * slow.rate() / raw,
         l.p99_ms,
         two.p99_ms,
+        within_250ms.unwrap_or(0.0),
         a.distinct_ids,
         many.peak_rss_kib / 1024
     );
