@@ -384,12 +384,7 @@ impl PartitionStore {
             }
         }
         batch.put(CHECKPOINT_KEY, keys::encode_i64(checkpoint));
-        let mut committed = self.committed();
-        self.write_back(&mut committed, &[])?;
-        committed.open.clear();
-        self.db
-            .write_opt(batch, &self.write_opts)
-            .map_err(|e| self.err(e))
+        self.write_around_memory(batch)
     }
 
     /// Deletes every window already expired at the stored stream time. Normally a
@@ -404,6 +399,13 @@ impl PartitionStore {
             let (from, to) = keys::window_key_range(spec.size_ms, i64::MIN..spec.expiry_bound(st));
             batch.delete_range(from, to);
         }
+        self.write_around_memory(batch)
+    }
+
+    /// Writes `batch`, which the open windows in memory do not know of (a
+    /// restore, a purge): they are written back first, then forgotten, so
+    /// reads see RocksDB afterwards.
+    fn write_around_memory(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut committed = self.committed();
         self.write_back(&mut committed, &[])?;
         committed.open.clear();
@@ -491,16 +493,10 @@ pub fn wipe(path: &Path) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use crate::count::emit::CommitPlan;
+    use crate::count::window::test_window;
 
     fn specs() -> Arc<[CountWindow]> {
-        vec![CountWindow {
-            size_ms: 10,
-            grace_ms: 0,
-            retention_ms: 20,
-            label: "10ms".into(),
-            output_topic: "o".into(),
-        }]
-        .into()
+        vec![test_window(10, 0, 20)].into()
     }
 
     fn wc(start: i64, id: &str, count: u64) -> WindowCount {
