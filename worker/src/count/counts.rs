@@ -137,18 +137,10 @@ impl PartitionCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::count::window::test_window;
 
     fn specs() -> Arc<[CountWindow]> {
-        [(10, 2), (30, 2)]
-            .into_iter()
-            .map(|(size, grace)| CountWindow {
-                size_ms: size,
-                grace_ms: grace,
-                retention_ms: 100,
-                label: format!("{size}"),
-                output_topic: format!("out{size}"),
-            })
-            .collect()
+        [test_window(10, 2, 100), test_window(30, 2, 100)].into()
     }
 
     fn sorted(mut d: Vec<(WindowId, u64)>) -> Vec<(usize, i64, String, u64)> {

@@ -135,15 +135,10 @@ pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::count::window::test_window;
 
     fn specs() -> Vec<CountWindow> {
-        vec![CountWindow {
-            size_ms: 10,
-            grace_ms: 2,
-            retention_ms: 20,
-            label: "10ms".into(),
-            output_topic: "out".into(),
-        }]
+        vec![test_window(10, 2, 20)]
     }
 
     fn wc(start: i64, id: &str, count: u64) -> WindowCount {

@@ -125,18 +125,24 @@ fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// A window for unit tests: its times in milliseconds, label and topic named after its size.
+#[cfg(test)]
+pub fn test_window(size_ms: i64, grace_ms: i64, retention_ms: i64) -> CountWindow {
+    CountWindow {
+        size_ms,
+        grace_ms,
+        retention_ms,
+        label: format!("{size_ms}ms"),
+        output_topic: format!("out{size_ms}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn spec(size: i64, grace: i64, retention: i64) -> CountWindow {
-        CountWindow {
-            size_ms: size,
-            grace_ms: grace,
-            retention_ms: retention,
-            label: "t".into(),
-            output_topic: "o".into(),
-        }
+        test_window(size, grace, retention)
     }
 
     #[test]
