@@ -141,13 +141,9 @@ pub fn test_window(size_ms: i64, grace_ms: i64, retention_ms: i64) -> CountWindo
 mod tests {
     use super::*;
 
-    fn spec(size: i64, grace: i64, retention: i64) -> CountWindow {
-        test_window(size, grace, retention)
-    }
-
     #[test]
     fn the_first_open_start_follows_the_close_bound_to_window_starts() {
-        let s = spec(10, 2, 20);
+        let s = test_window(10, 2, 20);
         // Closed below st - 10 - 2 + 1.
         assert_eq!(s.first_open_start(11), 0);
         assert_eq!(s.first_open_start(12), 10);
@@ -157,7 +153,7 @@ mod tests {
 
     #[test]
     fn timestamps_fall_in_epoch_aligned_windows() {
-        let w = spec(60_000, 0, 0);
+        let w = test_window(60_000, 0, 0);
         assert_eq!(w.start_of(0), 0);
         assert_eq!(w.start_of(59_999), 0);
         assert_eq!(w.start_of(60_000), 60_000);
@@ -168,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_window_closes_at_end_plus_grace() {
-        let w = spec(60_000, 10_000, 0);
+        let w = test_window(60_000, 10_000, 0);
         // Window [0, 60000) closes when stream time reaches 70000.
         assert!(!w.is_closed(0, 69_999));
         assert!(w.is_closed(0, 70_000));
@@ -181,7 +177,7 @@ mod tests {
 
     #[test]
     fn a_window_expires_after_its_retention() {
-        let w = spec(60_000, 10_000, 300_000);
+        let w = test_window(60_000, 10_000, 300_000);
         assert_eq!(w.expiry_bound(370_000), 1);
         assert_eq!(w.expiry_bound(369_999), 0);
         assert_eq!(w.newly_expired(Some(369_999), Some(370_000)), 0..1);
@@ -193,7 +189,7 @@ mod tests {
 
     #[test]
     fn ranges_know_whether_they_hold_a_window() {
-        let w = spec(60_000, 0, 0);
+        let w = test_window(60_000, 0, 0);
         assert!(w.any_start_in(&(0..1)));
         assert!(!w.any_start_in(&(1..60_000)));
         assert!(w.any_start_in(&(1..60_001)));
@@ -203,25 +199,32 @@ mod tests {
 
     #[test]
     fn retained_windows_run_from_the_oldest_kept_to_the_current() {
-        let w = spec(60_000, 10_000, 120_000);
+        let w = test_window(60_000, 10_000, 120_000);
         // At st = 250000, the current window starts at 240000; the expiry bound is
         // 250000 - 60000 - 10000 - 120000 + 1 = 60001, so 120000 is the oldest kept.
         let starts: Vec<i64> = w.retained_starts(250_000).collect();
         assert_eq!(starts, [120_000, 180_000, 240_000]);
         // Exactly at a boundary the window at the bound is kept.
-        let w = spec(10, 0, 0);
+        let w = test_window(10, 0, 0);
         assert_eq!(w.retained_starts(25).collect::<Vec<_>>(), [20]);
         assert_eq!(w.retained_starts(0).collect::<Vec<_>>(), [0]);
     }
 
     #[test]
     fn combine_bucket_is_the_gcd_of_sizes() {
-        let minutes = [spec(60_000, 0, 0), spec(300_000, 0, 0), spec(600_000, 0, 0)];
+        let minutes = [
+            test_window(60_000, 0, 0),
+            test_window(300_000, 0, 0),
+            test_window(600_000, 0, 0),
+        ];
         assert_eq!(combine_bucket_ms(&minutes), 60_000);
-        assert_eq!(combine_bucket_ms(&[spec(4_000, 0, 0), spec(6_000, 0, 0)]), 2_000);
-        assert_eq!(combine_bucket_ms(&[spec(7, 0, 0)]), 7);
+        assert_eq!(
+            combine_bucket_ms(&[test_window(4_000, 0, 0), test_window(6_000, 0, 0)]),
+            2_000
+        );
+        assert_eq!(combine_bucket_ms(&[test_window(7, 0, 0)]), 7);
         // Every event of a bucket falls in the same window of every size.
-        let sizes = [spec(4_000, 0, 0), spec(6_000, 0, 0)];
+        let sizes = [test_window(4_000, 0, 0), test_window(6_000, 0, 0)];
         let bucket = combine_bucket_ms(&sizes);
         for ts in (0..48_000).step_by(250) {
             let first = ts - ts % bucket;
