@@ -30,7 +30,16 @@ pub enum SessionError {
     Consumer(KafkaError),
     #[error(transparent)]
     Ended(Box<SessionEnd>),
+    #[error(
+        "fenced right after this member's session timed out and it rejoined (librdkafka's own \
+         rejoin under the same instance id, not another process): {0}"
+    )]
+    FencedByOwnRejoin(Box<SessionError>),
 }
+
+/// How long after losing its assignment (a session time-out, e.g. while the
+/// broker restarts) a fence is taken for this member's own rejoin.
+const OWN_REJOIN_WINDOW: Duration = Duration::from_secs(60);
 
 impl SessionError {
     /// Another process joined the group with this worker's instance id (a
@@ -42,7 +51,21 @@ impl SessionError {
             SessionError::Consumer(e) => e.rdkafka_error_code() == Some(RDKafkaErrorCode::FencedInstanceId),
             SessionError::Sink(e) => e.fenced_by_another_instance(),
             SessionError::Ended(e) => e.fenced_by_another_instance(),
-            SessionError::Setup(_) => false,
+            SessionError::Setup(_) | SessionError::FencedByOwnRejoin(_) => false,
+        }
+    }
+
+    /// A fence soon after this session lost its assignment (`lost_at`) is
+    /// most likely its own doing: librdkafka rejoins under the same instance
+    /// id with a new member id, and a request still carrying the old one is
+    /// answered "fenced". Such a session is restarted like any failed one;
+    /// only a fence out of the blue means another process.
+    pub fn judged_after_loss(self, lost_at: Option<Instant>, now: Instant) -> Self {
+        let lost_recently = lost_at.is_some_and(|t| now.saturating_duration_since(t) < OWN_REJOIN_WINDOW);
+        if lost_recently && self.fenced_by_another_instance() {
+            SessionError::FencedByOwnRejoin(Box::new(self))
+        } else {
+            self
         }
     }
 }
@@ -54,6 +77,8 @@ pub struct SessionContext {
     shared: Arc<Shared>,
     lag: Mutex<BTreeMap<(String, i32), i64>>,
     slot: usize,
+    /// When the group last took this session's partitions as lost.
+    lost_at: Mutex<Option<Instant>>,
 }
 
 impl SessionContext {
@@ -132,6 +157,7 @@ impl ConsumerContext for SessionContext {
                 {
                     let mut engine = self.engine();
                     if consumer.assignment_lost() {
+                        *self.lost_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                         engine.on_lost(consumer, tpl);
                     } else {
                         engine.on_revoke(consumer, tpl);
@@ -250,6 +276,7 @@ fn run_session(
         shared: shared.clone(),
         lag: Mutex::default(),
         slot,
+        lost_at: Mutex::default(),
     };
     let consumer: BaseConsumer<SessionContext> = kafka::consumer_config(&base, settings)
         .create_with_context(context)
@@ -264,7 +291,14 @@ fn run_session(
         input = %settings.input_topic,
         "session started"
     );
-    let result = poll_loop(&consumer, shared);
+    let lost_at = || {
+        *consumer
+            .context()
+            .lost_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    };
+    let result = poll_loop(&consumer, shared).map_err(|e| e.judged_after_loss(lost_at(), Instant::now()));
     let engine = || consumer.context().engine();
     if result.is_ok() {
         // Warm shutdown: commit the in-flight batch before leaving, within
@@ -338,4 +372,36 @@ fn poll_loop(consumer: &BaseConsumer<SessionContext>, shared: &Shared) -> Result
 /// Client settings for the owner lookups of the HTTP API (outside the group).
 pub fn lookup_config(settings: &Settings) -> Result<ClientConfig, KafkaSetupError> {
     Ok(kafka::plain_consumer_config(&kafka::base_config(settings)?, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fenced() -> SessionError {
+        SessionError::Consumer(KafkaError::MessageConsumptionFatal(
+            RDKafkaErrorCode::FencedInstanceId,
+        ))
+    }
+
+    #[test]
+    fn a_fence_soon_after_losing_the_assignment_is_the_members_own_rejoin() {
+        let now = Instant::now() + Duration::from_secs(600);
+        let own = fenced().judged_after_loss(Some(now - Duration::from_secs(20)), now);
+        assert!(matches!(own, SessionError::FencedByOwnRejoin(_)));
+        assert!(!own.fenced_by_another_instance());
+        // Out of the blue, or long after a loss: another process.
+        assert!(fenced().judged_after_loss(None, now).fenced_by_another_instance());
+        assert!(
+            fenced()
+                .judged_after_loss(Some(now - Duration::from_secs(120)), now)
+                .fenced_by_another_instance()
+        );
+        // Other errors stay what they are.
+        let other = SessionError::Consumer(KafkaError::MessageConsumptionFatal(
+            RDKafkaErrorCode::BrokerTransportFailure,
+        ))
+        .judged_after_loss(Some(now), now);
+        assert!(matches!(other, SessionError::Consumer(_)));
+    }
 }
