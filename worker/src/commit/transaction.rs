@@ -127,11 +127,14 @@ impl Job {
     }
 }
 
-/// After the transaction committed, each store applies the same writes in
-/// one batch with its changelog checkpoint.
+/// After the transaction committed, each store applies the same writes with
+/// its changelog checkpoint. Of the stores due on the timer only the first
+/// writes back to RocksDB now; the others in later commits, in turn.
 pub fn apply_plans(plans: &StoreWrites, checkpoints: &HashMap<i32, i64>) -> Result<(), CommitError> {
+    let mut turn = true;
     for (p, store, plan) in plans {
-        store.apply_plan(plan, checkpoints.get(p).map(|o| o + 1))?;
+        let wrote = store.apply_plan(plan, checkpoints.get(p).map(|o| o + 1), turn)?;
+        turn &= !wrote;
     }
     Ok(())
 }

@@ -27,9 +27,21 @@ const IDENTITY_KEY: &[u8] = b"m:identity";
 /// Open windows whose committed counts a store keeps in memory (~100 bytes
 /// each): 10,000 videos take 30,000-60,000 over all partitions.
 const OPEN_COUNTS_PER_STORE: usize = 100_000;
-/// How long committed counts may stay unwritten to RocksDB: what a killed
-/// worker's restore reads again from the changelog.
+/// How long committed counts stay unwritten to RocksDB, normally: what a
+/// killed worker's restore reads again from the changelog.
 const WRITE_BACK_EVERY: Duration = Duration::from_secs(1);
+/// One commit writes back at most one store on the timer, so the stores of
+/// a worker, all opened together, do not come due in the same commit and
+/// stall it (six stores of 10,000 videos: ~100 ms); a store waits its turn
+/// up to this long.
+const WRITE_BACK_OVERDUE: Duration = Duration::from_secs(5);
+
+/// Whether a commit writes a store back to RocksDB: when it must (expired
+/// windows to delete, windows to forget), or on the timer, in its turn or
+/// once overdue.
+fn write_back_due(must: bool, since_last: Duration, my_turn: bool) -> bool {
+    must || since_last >= WRITE_BACK_OVERDUE || (my_turn && since_last >= WRITE_BACK_EVERY)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -304,23 +316,28 @@ impl PartitionStore {
     }
 
     /// Applies a committed plan with its changelog checkpoint: in memory,
-    /// and to RocksDB every [`WRITE_BACK_EVERY`], before deleting expired
-    /// windows, and before forgetting closed ones.
-    pub fn apply_plan(&self, plan: &CommitPlan, checkpoint: Option<i64>) -> Result<(), StoreError> {
+    /// and to RocksDB before deleting expired windows, before forgetting
+    /// closed ones, and every [`WRITE_BACK_EVERY`] if `my_turn` (see
+    /// [`write_back_due`]). Returns whether it wrote back.
+    pub fn apply_plan(
+        &self,
+        plan: &CommitPlan,
+        checkpoint: Option<i64>,
+        my_turn: bool,
+    ) -> Result<bool, StoreError> {
         let mut committed = self.committed();
         let c = &mut *committed;
         c.open.committed(plan.store_puts.iter().map(|w| (&w.id, w.count)));
         c.stream_time = plan.stream_time.or(c.stream_time);
         c.position = plan.position.or(c.position);
         c.checkpoint = checkpoint.or(c.checkpoint);
-        let due = !plan.store_deletes.is_empty()
-            || c.open.must_write_back(&self.specs, plan.stream_time)
-            || c.written_at.elapsed() >= WRITE_BACK_EVERY;
-        if due {
-            self.write_back(c, &plan.store_deletes)?;
-            c.open.written_back(&self.specs, plan.stream_time);
+        let must = !plan.store_deletes.is_empty() || c.open.must_write_back(&self.specs, plan.stream_time);
+        if !write_back_due(must, c.written_at.elapsed(), my_turn) {
+            return Ok(false);
         }
-        Ok(())
+        self.write_back(c, &plan.store_deletes)?;
+        c.open.written_back(&self.specs, plan.stream_time);
+        Ok(true)
     }
 
     /// Writes what commits applied since the last write back, and `deletes`
@@ -521,7 +538,7 @@ mod tests {
             stream_time: Some(15),
             ..Default::default()
         };
-        store.apply_plan(&plan, Some(7)).unwrap();
+        store.apply_plan(&plan, Some(7), true).unwrap();
         assert_eq!(store.checkpoint().unwrap(), Some(7));
         assert_eq!(store.stream_time().unwrap(), Some(15));
         assert_eq!(
@@ -539,7 +556,7 @@ mod tests {
             stream_time: Some(40),
             ..Default::default()
         };
-        store.apply_plan(&plan, Some(9)).unwrap();
+        store.apply_plan(&plan, Some(9), true).unwrap();
         assert_eq!(
             store.windows_in(0, i64::MIN..i64::MAX).unwrap(),
             [wc(10, "a", 1), wc(10, "b", 2)]
@@ -549,6 +566,16 @@ mod tests {
             store.counts(&[wc(0, "a", 0).id, wc(10, "b", 0).id]).unwrap(),
             [0, 2]
         );
+    }
+
+    #[test]
+    fn stores_write_back_on_the_timer_in_turn_unless_overdue_or_they_must() {
+        let (none, due, overdue) = (Duration::ZERO, WRITE_BACK_EVERY, WRITE_BACK_OVERDUE);
+        assert!(!write_back_due(false, none, true));
+        assert!(write_back_due(false, due, true));
+        assert!(!write_back_due(false, due, false), "another store's turn");
+        assert!(write_back_due(false, overdue, false));
+        assert!(write_back_due(true, none, false));
     }
 
     /// Checkpoint, position and stream time.
@@ -573,14 +600,14 @@ mod tests {
         };
         // The first stream time is written at once; the next commit, within
         // a second and closing nothing, only in memory.
-        store.apply_plan(&first, Some(7)).unwrap();
+        store.apply_plan(&first, Some(7), true).unwrap();
         let second = CommitPlan {
             store_puts: vec![wc(10, "a", 5), wc(10, "b", 1)],
             stream_time: Some(16),
             position: Some(120),
             ..Default::default()
         };
-        store.apply_plan(&second, Some(9)).unwrap();
+        store.apply_plan(&second, Some(9), true).unwrap();
         assert_eq!(
             store.counts(&[wc(10, "a", 0).id, wc(10, "b", 0).id]).unwrap(),
             [5, 1]
@@ -596,7 +623,7 @@ mod tests {
         );
         assert_eq!(numbers(&store), (Some(7), Some(100), Some(15)));
         // A flush (closing the partition) writes everything.
-        store.apply_plan(&second, Some(9)).unwrap();
+        store.apply_plan(&second, Some(9), true).unwrap();
         store.flush().unwrap();
         drop(store);
         let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
@@ -617,7 +644,7 @@ mod tests {
             position: Some(41),
             ..Default::default()
         };
-        store.apply_plan(&plan, Some(3)).unwrap();
+        store.apply_plan(&plan, Some(3), true).unwrap();
         assert_eq!(store.position().unwrap(), Some(41));
         store
             .apply_changelog([(POSITION_KEY, Some(&keys::encode_i64(57)[..]))], 5)
