@@ -107,23 +107,25 @@ impl PartitionCounts {
 
     /// Takes the deltas of every touched window (in no particular order).
     pub fn take_deltas(&mut self) -> Vec<(WindowId, u64)> {
-        self.touched_windows = 0;
-        self.deltas
-            .drain()
-            .flat_map(|(video_id, deltas)| {
-                deltas.into_iter().map(move |d| {
-                    (
-                        WindowId {
-                            window: d.window,
-                            start: d.start,
-                            video_id: video_id.clone(),
-                        },
-                        d.count,
-                    )
+        let mut taken = Vec::with_capacity(std::mem::take(&mut self.touched_windows));
+        taken.extend(
+            self.deltas
+                .drain()
+                .flat_map(|(video_id, deltas)| {
+                    deltas.into_iter().map(move |d| {
+                        (
+                            WindowId {
+                                window: d.window,
+                                start: d.start,
+                                video_id: video_id.clone(),
+                            },
+                            d.count,
+                        )
+                    })
                 })
-            })
-            .filter(|(_, count)| *count > 0)
-            .collect()
+                .filter(|(_, count)| *count > 0),
+        );
+        taken
     }
 
     /// The commit that wrote the current stream time succeeded.

@@ -75,12 +75,12 @@ impl Combiner {
     /// stream time and could make the older one late.
     pub fn drain(&mut self) -> Vec<(String, Combined)> {
         self.events = 0;
-        self.records = 0;
-        let mut out: Vec<(String, Combined)> = self
-            .by_video
-            .drain()
-            .flat_map(|(id, buckets)| buckets.into_iter().map(move |c| (id.clone(), c)))
-            .collect();
+        let mut out: Vec<(String, Combined)> = Vec::with_capacity(std::mem::take(&mut self.records));
+        out.extend(
+            self.by_video
+                .drain()
+                .flat_map(|(id, buckets)| buckets.into_iter().map(move |c| (id.clone(), c))),
+        );
         out.sort_by_key(|(_, c)| c.bucket);
         out
     }
