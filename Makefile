@@ -37,12 +37,14 @@ test: ground-up lint build node-images
 ## form. CHAOS_SEED=<n> replays a run; CHAOS_RECORDS, CHAOS_SECONDS, CHAOS_KILLS,
 ## CHAOS_WORKERS and CHAOS_IDS override the figures.
 chaos: ground-up build
+	$(WITH_GROUND) cargo run $(CARGO_PROFILE) -q -p videocounter-e2e --bin prune-test-topics
 	$(WITH_GROUND) CHAOS_PROFILE=long cargo test $(CARGO_PROFILE) -p videocounter-worker --test chaos -- --nocapture chaos_with
 
 ## bench: worker throughput against a bare consumer of the same topic (5M events),
 ## and the worker's peak RSS with 1M distinct ids; prints the figures (BENCH_ARGS to tune)
 BENCH_ARGS ?=
 bench: ground-up build
+	$(WITH_GROUND) cargo run $(CARGO_PROFILE) -q -p videocounter-e2e --bin prune-test-topics
 	$(WITH_GROUND) cargo run $(CARGO_PROFILE) -q -p videocounter-worker --example bench -- $(BENCH_ARGS)
 
 unit-test:

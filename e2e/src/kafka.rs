@@ -161,3 +161,40 @@ pub fn read_to_end(topic: &str, isolation: Isolation, timeout: Duration) -> Vec<
     }
     out
 }
+
+/// Deletes every topic whose name `matches`, 100 per request. Returns how
+/// many topics there were, and the names that could not be deleted with why.
+pub async fn delete_topics_where(matches: impl Fn(&str) -> bool) -> (usize, usize, Vec<String>) {
+    let consumer: BaseConsumer = client_config().create().expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("listing topics on {}: {e}", bootstrap()));
+    let doomed: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|n| matches(n))
+        .collect();
+    let admin = admin();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(60)));
+    let mut failed = Vec::new();
+    for names in doomed.chunks(100) {
+        let results = admin
+            .delete_topics(names, &options)
+            .await
+            .expect("delete_topics request");
+        failed.extend(
+            results
+                .into_iter()
+                .filter_map(|r| r.err().map(|(t, e)| format!("{t}: {e}"))),
+        );
+    }
+    (metadata.topics().len(), doomed.len(), failed)
+}
+
+/// Deletes a benchmark's or test's own topics (named `prefix...`), so runs do
+/// not pile up partitions the broker keeps serving.
+pub async fn delete_topics_starting_with(prefix: &str) {
+    let (_, _, failed) = delete_topics_where(|n| n.starts_with(prefix)).await;
+    assert!(failed.is_empty(), "deleting topics: {failed:?}");
+}

@@ -2,7 +2,10 @@
 //! raw events at a fixed rate (now-stamped, over `ids` videos), and every
 //! 20 ms a probe event of a video seen only once; the time from sending a
 //! probe until its first count is readable (`read_committed`) in the 1-minute
-//! output topic is its latency.
+//! output topic is its latency. Probes sent during the first `warmup`
+//! seconds are not counted: a fresh worker starts behind (its first
+//! transactions fetch topic metadata and register partitions while the load
+//! already runs), and the figures are of the steady state.
 //!
 //! A worker counts the records of its own counting partitions in the
 //! transaction that reads them; the others go through the repartition topic
@@ -26,6 +29,7 @@ use super::worker::{WorkerProcess, configure_app, scratch};
 
 pub struct Latency {
     pub rate: f64,
+    pub warmup_s: u64,
     pub probes: usize,
     pub p50_ms: f64,
     pub p95_ms: f64,
@@ -99,7 +103,13 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
-pub async fn measure(rate: f64, seconds: u64, ids: u64, commit_interval: &str, workers: usize) -> Latency {
+pub async fn measure(
+    rate: f64,
+    (warmup, seconds): (u64, u64),
+    ids: u64,
+    commit_interval: &str,
+    workers: usize,
+) -> Latency {
     let app = unique_name("bench-latency");
     let input = format!("{app}-input");
     kafka::create_topic(&input, PARTITIONS, &[]).await;
@@ -169,12 +179,16 @@ pub async fn measure(rate: f64, seconds: u64, ids: u64, commit_interval: &str, w
     };
 
     let cpu = |ws: &[WorkerProcess]| ws.iter().map(|w| w.cpu_seconds()).sum::<f64>();
-    let cpu_before = cpu(&workers);
+    let mut cpu_before = None;
     let mut latencies = Vec::new();
     let mut via_repartition = Vec::new();
     let mut rekeyed = std::collections::HashSet::new();
-    let until = Instant::now() + Duration::from_secs(seconds);
+    let measure_from = Instant::now() + Duration::from_secs(warmup);
+    let until = measure_from + Duration::from_secs(seconds);
     while Instant::now() < until {
+        if cpu_before.is_none() && Instant::now() >= measure_from {
+            cpu_before = Some(cpu(&workers));
+        }
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(5)) {
             let seen = Instant::now();
             let Some(id) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
@@ -184,7 +198,9 @@ pub async fn measure(rate: f64, seconds: u64, ids: u64, commit_interval: &str, w
                 if id.starts_with("probe-") {
                     rekeyed.insert(id.to_owned());
                 }
-            } else if let Some(at) = sent.lock().unwrap().remove(id) {
+            } else if let Some(at) = sent.lock().unwrap().remove(id)
+                && at >= measure_from
+            {
                 let ms = seen.duration_since(at).as_secs_f64() * 1000.0;
                 latencies.push(ms);
                 if rekeyed.remove(id) {
@@ -193,19 +209,21 @@ pub async fn measure(rate: f64, seconds: u64, ids: u64, commit_interval: &str, w
             }
         }
     }
-    let cpu = cpu(&workers) - cpu_before;
+    let cpu = cpu(&workers) - cpu_before.unwrap_or_default();
     done.store(true, Ordering::Relaxed);
     load.join().unwrap();
     let rss_mib = workers.iter().map(|w| w.vm_hwm_kib()).max().unwrap_or(0) / 1024;
     for w in workers {
         w.stop();
     }
+    kafka::delete_topics_starting_with(&app).await;
     // Probes still in flight at the end are not counted.
     latencies.sort_by(|a, b| a.total_cmp(b));
     via_repartition.sort_by(|a, b| a.total_cmp(b));
     assert!(!latencies.is_empty(), "no probe came out of the workers");
     Latency {
         rate,
+        warmup_s: warmup,
         probes: latencies.len(),
         p50_ms: percentile(&latencies, 0.50),
         p95_ms: percentile(&latencies, 0.95),

@@ -16,7 +16,7 @@
 //! 5. Group membership under both group protocols (see `membership.rs`).
 //!
 //! Flags: `--events N --ids N --distinct-events N --distinct-ids N --span-ms MS
-//! --latency-seconds S`, `--no-membership`, `--only-membership`, `--latency-rate
+//! --latency-seconds S --latency-warmup S` (default 20 and 10), `--no-membership`, `--only-membership`, `--latency-rate
 //! R[,R...]` (only the latency part, at each rate), `--latency-workers N[,N...]`
 //! (with it: how many workers, default 1,2).
 //! Needs the test ground's Kafka (`VIDEOCOUNTER_KAFKA_BOOTSTRAP`);
@@ -38,6 +38,8 @@ struct Args {
     distinct_ids: u64,
     span_ms: i64,
     latency_seconds: u64,
+    /// Seconds of load before the probes count.
+    latency_warmup: u64,
     /// Only the latency part, at these rates (comma-separated on the command line).
     latency_rates: Vec<f64>,
     /// How many workers the latency part runs (one, then two, by default).
@@ -54,6 +56,7 @@ fn args() -> Args {
         distinct_ids: 1_000_000,
         span_ms: 600_000,
         latency_seconds: 20,
+        latency_warmup: 10,
         latency_rates: Vec::new(),
         latency_workers: vec![1, 2],
         membership: true,
@@ -78,6 +81,7 @@ fn args() -> Args {
             "--distinct-ids" => a.distinct_ids = value.parse().expect("--distinct-ids N"),
             "--span-ms" => a.span_ms = value.parse().expect("--span-ms N"),
             "--latency-seconds" => a.latency_seconds = value.parse().expect("--latency-seconds S"),
+            "--latency-warmup" => a.latency_warmup = value.parse().expect("--latency-warmup S"),
             "--latency-rate" => a.latency_rates = list(&value, "--latency-rate R[,R...]"),
             "--latency-workers" => a.latency_workers = list(&value, "--latency-workers N[,N...]"),
             other => panic!("unknown argument {other}"),
@@ -97,10 +101,10 @@ fn list<T: std::str::FromStr>(value: &str, usage: &str) -> Vec<T> {
 fn print_latency(l: &latency::Latency, workers: usize) {
     let (via, via_p50, via_p99) = l.via_repartition;
     println!(
-        "latency event -> output (1-minute topic, read_committed), {workers} worker(s), {:.0} events/s, 100ms commits: \
-         p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} probes; {via} through the repartition topic: p50 {via_p50:.0} ms, p99 {via_p99:.0} ms; \
+        "latency event -> output (1-minute topic, read_committed), {workers} worker(s), {:.0} events/s, 100ms commits, \
+         after {} s of warm-up: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} probes; {via} through the repartition topic: p50 {via_p50:.0} ms, p99 {via_p99:.0} ms; \
          worker CPU {:.2} µs/event, RSS {} MiB)",
-        l.rate, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.probes, l.cpu_us_per_event, l.rss_mib
+        l.rate, l.warmup_s, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.probes, l.cpu_us_per_event, l.rss_mib
     );
 }
 
@@ -131,7 +135,14 @@ async fn main() {
     if !a.latency_rates.is_empty() {
         for &rate in &a.latency_rates {
             for &workers in &a.latency_workers {
-                let l = latency::measure(rate, a.latency_seconds, a.ids, "100ms", workers).await;
+                let l = latency::measure(
+                    rate,
+                    (a.latency_warmup, a.latency_seconds),
+                    a.ids,
+                    "100ms",
+                    workers,
+                )
+                .await;
                 print_latency(&l, workers);
             }
         }
@@ -151,6 +162,8 @@ async fn main() {
     let (distinct_topic, _) = load::preloaded(a.distinct_events, a.span_ms, |i| (i * 7_919) % distinct).await;
     let (distinct_raw, _) = load::raw_consume(&distinct_topic, a.distinct_events);
     let many = worker::run_to_end(&distinct_topic, a.distinct_events, "100ms", &[]).await;
+    kafka::delete_topics_starting_with(&topic).await;
+    kafka::delete_topics_starting_with(&distinct_topic).await;
 
     println!();
     println!("| run | events/s | of bare consumer | CPU µs/event | peak RSS MiB | commits | avg commit ms |");
@@ -170,14 +183,21 @@ async fn main() {
 
     let half = default.rate() / 2.0;
     println!();
-    let l = latency::measure(half, a.latency_seconds, a.ids, "100ms", 1).await;
+    let l = latency::measure(half, (a.latency_warmup, a.latency_seconds), a.ids, "100ms", 1).await;
     print_latency(&l, 1);
-    let two = latency::measure(half, a.latency_seconds, a.ids, "100ms", 2).await;
+    let two = latency::measure(half, (a.latency_warmup, a.latency_seconds), a.ids, "100ms", 2).await;
     print_latency(&two, 2);
     // Below half the rate: where the p99 stays within 250 ms here.
     let mut within_250ms: Option<f64> = None;
     for share in [0.25, 0.1, 0.05] {
-        let lower = latency::measure(default.rate() * share, a.latency_seconds, a.ids, "100ms", 1).await;
+        let lower = latency::measure(
+            default.rate() * share,
+            (a.latency_warmup, a.latency_seconds),
+            a.ids,
+            "100ms",
+            1,
+        )
+        .await;
         print_latency(&lower, 1);
         if lower.p99_ms <= 250.0 && within_250ms.is_none() {
             within_250ms = Some(lower.rate);

@@ -110,6 +110,7 @@ pub async fn measure(protocol: &'static str) -> Figures {
 
     a.stop();
     b.stop();
+    kafka::delete_topics_starting_with(&app).await;
     Figures {
         protocol,
         first_ready_s,
