@@ -35,7 +35,7 @@ pub struct Job {
     pub settings: Arc<Settings>,
     pub combined: Vec<(String, Combined)>,
     pub dead_letters: Vec<DeadLetter>,
-    pub tasks: Vec<TaskWork>,
+    pub tasks: Vec<(i32, Arc<PartitionStore>, PendingCounts, Option<i64>)>,
 }
 
 /// Each counting partition's store writes, applied once the transaction committed.
@@ -73,43 +73,25 @@ impl Job {
         for dl in self.dead_letters {
             send_dead_letter(sink, &s.dead_letter_topic, dl)?;
         }
-        let started = Instant::now();
-        let tasks = self.tasks;
-        let windows: usize = tasks.iter().map(|(_, _, pending, _)| pending.deltas.len()).sum();
-        let shares = split_tasks(tasks, sending_threads());
-        let sent: Vec<Result<Sent, CommitError>> = if shares.len() == 1 {
-            shares
-                .into_iter()
-                .map(|share| plan_and_send(sink, s, share))
-                .collect()
-        } else {
-            let sink = &*sink;
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = shares
-                    .into_iter()
-                    .map(|share| scope.spawn(move || plan_and_send(sink, s, share)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                    .collect()
-            })
-        };
-        let (mut plans, mut plan_time) = (Vec::new(), Duration::ZERO);
-        for share in sent {
-            let share = share?;
-            plan_time += share.plan_time;
-            plans.extend(share.plans);
-        }
-        for (_, _, plan) in &plans {
+        let mut plans = Vec::new();
+        let (mut plan_time, mut send_time, mut windows) = (Duration::ZERO, Duration::ZERO, 0);
+        for (p, store, pending, position) in self.tasks {
+            let t = Instant::now();
+            windows += pending.deltas.len();
+            let plan = pending.plan(&store, &s.specs, s.worker.emit, position)?;
+            plan_time += t.elapsed();
+            let t = Instant::now();
+            send_plan(sink, s, p, &plan)?;
+            send_time += t.elapsed();
             for w in &plan.outputs {
                 written.outputs[w.id.window] += 1;
             }
+            plans.push((p, store, plan));
         }
         tracing::debug!(
             windows,
             plan_ms = plan_time.as_secs_f64() * 1e3,
-            plan_and_send_ms = started.elapsed().as_secs_f64() * 1e3,
+            send_counts_ms = send_time.as_secs_f64() * 1e3,
             repartitioned = written.repartitioned,
             "commit sent"
         );
@@ -143,54 +125,6 @@ impl Job {
         });
         (sink, outcome)
     }
-}
-
-type TaskWork = (i32, Arc<PartitionStore>, PendingCounts, Option<i64>);
-
-/// What one sending thread planned and sent.
-struct Sent {
-    plans: StoreWrites,
-    plan_time: Duration,
-}
-
-/// Threads that plan and send the counting partitions' records: the
-/// commit's largest part (with 10,000 videos, 60,000 records), and
-/// librdkafka's producer takes records from several threads. Two at most:
-/// beyond that its queue locks are the limit.
-fn sending_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
-}
-
-/// Deals the partitions out to `threads` shares, each partition whole (its
-/// changelog records must stay in order), largest first to balance them.
-fn split_tasks(mut tasks: Vec<TaskWork>, threads: usize) -> Vec<Vec<TaskWork>> {
-    let threads = threads.clamp(1, tasks.len().max(1));
-    tasks.sort_by_key(|(_, _, pending, _)| std::cmp::Reverse(pending.deltas.len()));
-    let mut shares: Vec<(usize, Vec<TaskWork>)> = (0..threads).map(|_| (0, Vec::new())).collect();
-    for task in tasks {
-        let lightest = shares
-            .iter_mut()
-            .min_by_key(|(load, _)| *load)
-            .expect("at least one share");
-        lightest.0 += task.2.deltas.len();
-        lightest.1.push(task);
-    }
-    shares.into_iter().map(|(_, share)| share).collect()
-}
-
-fn plan_and_send(sink: &Sink, s: &Settings, share: Vec<TaskWork>) -> Result<Sent, CommitError> {
-    let mut sent = Sent {
-        plans: Vec::with_capacity(share.len()),
-        plan_time: Duration::ZERO,
-    };
-    for (p, store, pending, position) in share {
-        let t = Instant::now();
-        let plan = pending.plan(&store, &s.specs, s.worker.emit, position)?;
-        sent.plan_time += t.elapsed();
-        send_plan(sink, s, p, &plan)?;
-        sent.plans.push((p, store, plan));
-    }
-    Ok(sent)
 }
 
 /// After the transaction committed, each store applies the same writes with
