@@ -4,7 +4,8 @@
 //! tumbling windows ([`window`]); each commit decides what to write
 //! ([`emit`]) from the committed counts (the open windows' in memory,
 //! [`open_counts`]): output records ([`output`]), changelog records and
-//! store writes ([`keys`]).
+//! store writes ([`keys`]), written back to RocksDB in turn
+//! ([`write_back`]).
 
 pub mod counts;
 pub mod emit;
@@ -16,3 +17,4 @@ pub mod restore;
 pub mod store;
 pub mod task;
 pub mod window;
+pub mod write_back;

@@ -13,6 +13,7 @@ use crate::count::emit::{CommitPlan, WindowCount};
 use crate::count::keys::{self, POSITION_KEY, STREAM_TIME_KEY};
 use crate::count::open_counts::OpenWindowCounts;
 use crate::count::window::CountWindow;
+use crate::count::write_back::write_back_due;
 use rocksdb::{
     BlockBasedOptions, Cache, DB, DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions,
 };
@@ -27,22 +28,6 @@ const IDENTITY_KEY: &[u8] = b"m:identity";
 /// Open windows whose committed counts a store keeps in memory (~100 bytes
 /// each): 10,000 videos take 30,000-60,000 over all partitions.
 const OPEN_COUNTS_PER_STORE: usize = 100_000;
-/// How long committed counts stay unwritten to RocksDB, normally: what a
-/// killed worker's restore reads again from the changelog.
-const WRITE_BACK_EVERY: Duration = Duration::from_secs(1);
-/// One commit writes back at most one store on the timer, so the stores of
-/// a worker, all opened together, do not come due in the same commit and
-/// stall it (six stores of 10,000 videos: ~100 ms); a store waits its turn
-/// up to this long.
-const WRITE_BACK_OVERDUE: Duration = Duration::from_secs(5);
-
-/// Whether a commit writes a store back to RocksDB: when it must (expired
-/// windows to delete, windows to forget), or on the timer, in its turn or
-/// once overdue.
-fn write_back_due(must: bool, since_last: Duration, my_turn: bool) -> bool {
-    must || since_last >= WRITE_BACK_OVERDUE || (my_turn && since_last >= WRITE_BACK_EVERY)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path} is locked by another process or handle: {reason}")]
@@ -317,8 +302,7 @@ impl PartitionStore {
 
     /// Applies a committed plan with its changelog checkpoint: in memory,
     /// and to RocksDB before deleting expired windows, before forgetting
-    /// closed ones, and every [`WRITE_BACK_EVERY`] if `my_turn` (see
-    /// [`write_back_due`]). Returns whether it wrote back.
+    /// closed ones, and on the timer in its turn (see [`write_back_due`]). Returns whether it wrote back.
     pub fn apply_plan(
         &self,
         plan: &CommitPlan,
@@ -566,16 +550,6 @@ mod tests {
             store.counts(&[wc(0, "a", 0).id, wc(10, "b", 0).id]).unwrap(),
             [0, 2]
         );
-    }
-
-    #[test]
-    fn stores_write_back_on_the_timer_in_turn_unless_overdue_or_they_must() {
-        let (none, due, overdue) = (Duration::ZERO, WRITE_BACK_EVERY, WRITE_BACK_OVERDUE);
-        assert!(!write_back_due(false, none, true));
-        assert!(write_back_due(false, due, true));
-        assert!(!write_back_due(false, due, false), "another store's turn");
-        assert!(write_back_due(false, overdue, false));
-        assert!(write_back_due(true, none, false));
     }
 
     /// Checkpoint, position and stream time.
