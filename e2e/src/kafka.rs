@@ -192,9 +192,10 @@ pub async fn delete_topics_where(matches: impl Fn(&str) -> bool) -> (usize, usiz
     (metadata.topics().len(), doomed.len(), failed)
 }
 
-/// Deletes a benchmark's or test's own topics (named `prefix...`), so runs do
-/// not pile up partitions the broker keeps serving.
-pub async fn delete_topics_starting_with(prefix: &str) {
-    let (_, _, failed) = delete_topics_where(|n| n.starts_with(prefix)).await;
+/// Deletes topic `name` and the topics named after it (`name-...`): a
+/// benchmark's own, so runs do not pile up partitions the broker keeps serving.
+pub async fn delete_topics_of(name: &str) {
+    let prefix = format!("{name}-");
+    let (_, _, failed) = delete_topics_where(|n| n == name || n.starts_with(&prefix)).await;
     assert!(failed.is_empty(), "deleting topics: {failed:?}");
 }

@@ -216,7 +216,7 @@ pub async fn measure(
     for w in workers {
         w.stop();
     }
-    kafka::delete_topics_starting_with(&app).await;
+    kafka::delete_topics_of(&app).await;
     // Probes still in flight at the end are not counted.
     latencies.sort_by(|a, b| a.total_cmp(b));
     via_repartition.sort_by(|a, b| a.total_cmp(b));

@@ -162,8 +162,8 @@ async fn main() {
     let (distinct_topic, _) = load::preloaded(a.distinct_events, a.span_ms, |i| (i * 7_919) % distinct).await;
     let (distinct_raw, _) = load::raw_consume(&distinct_topic, a.distinct_events);
     let many = worker::run_to_end(&distinct_topic, a.distinct_events, "100ms", &[]).await;
-    kafka::delete_topics_starting_with(&topic).await;
-    kafka::delete_topics_starting_with(&distinct_topic).await;
+    kafka::delete_topics_of(&topic).await;
+    kafka::delete_topics_of(&distinct_topic).await;
 
     println!();
     println!("| run | events/s | of bare consumer | CPU µs/event | peak RSS MiB | commits | avg commit ms |");

@@ -110,7 +110,7 @@ pub async fn measure(protocol: &'static str) -> Figures {
 
     a.stop();
     b.stop();
-    kafka::delete_topics_starting_with(&app).await;
+    kafka::delete_topics_of(&app).await;
     Figures {
         protocol,
         first_ready_s,

@@ -256,7 +256,7 @@ pub async fn run_to_end(input: &str, n: u64, commit_interval: &str, extra: &[&st
         commit_seconds: worker.metric("videocounter_commit_duration_seconds_sum"),
     };
     worker.stop();
-    kafka::delete_topics_starting_with(&app).await;
+    kafka::delete_topics_of(&app).await;
     run
 }
 
