@@ -4,8 +4,8 @@
 
 use crate::commit::sink::{Record, Sink, SinkError};
 use crate::config::Settings;
-use crate::count::emit::{ChangelogChange, CommitPlan};
-use crate::count::keys::{self, POSITION_KEY, STREAM_TIME_KEY};
+use crate::count::changelog::for_each_record;
+use crate::count::emit::CommitPlan;
 use crate::count::output::encode_output;
 use crate::count::partitioner::partition_for;
 
@@ -22,27 +22,14 @@ pub fn send_plan(sink: &Sink, s: &Settings, partition: i32, plan: &CommitPlan) -
             headers: None,
         })?;
     }
-    for change in &plan.changelog {
-        let (key, value): (Vec<u8>, Option<[u8; 8]>) = match change {
-            ChangelogChange::Put(w) => (
-                keys::window_key(s.specs[w.id.window].size_ms, w.id.start, &w.id.video_id),
-                Some(keys::encode_u64(w.count)),
-            ),
-            ChangelogChange::Delete(id) => (
-                keys::window_key(s.specs[id.window].size_ms, id.start, &id.video_id),
-                None,
-            ),
-            ChangelogChange::StreamTime(st) => (STREAM_TIME_KEY.to_vec(), Some(keys::encode_i64(*st))),
-            ChangelogChange::Position(o) => (POSITION_KEY.to_vec(), Some(keys::encode_i64(*o))),
-        };
+    for_each_record(&s.specs, plan, |key, value| {
         sink.send(Record {
             topic: &s.changelog_topic,
             partition: Some(partition),
-            key: Some(&key),
-            value: value.as_ref().map(|v| &v[..]),
+            key: Some(key),
+            value,
             timestamp: None,
             headers: None,
-        })?;
-    }
-    Ok(())
+        })
+    })
 }

@@ -78,7 +78,8 @@ impl Job {
         for (p, store, pending, position) in self.tasks {
             let t = Instant::now();
             windows += pending.deltas.len();
-            let plan = pending.plan(&store, &s.specs, s.worker.emit, position)?;
+            let mut plan = pending.plan(&store, &s.specs, s.worker.emit, position)?;
+            plan.layout = store.changelog_layout(&plan);
             plan_time += t.elapsed();
             let t = Instant::now();
             send_plan(sink, s, p, &plan)?;

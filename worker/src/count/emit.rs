@@ -8,6 +8,7 @@
 //! exactly once: the windows below the committed close bound were emitted in
 //! the transaction that committed that stream time.
 
+use crate::count::changelog_batch::ChangelogLayout;
 use crate::count::counts::WindowId;
 use crate::count::window::CountWindow;
 use std::collections::BTreeMap;
@@ -74,6 +75,24 @@ pub struct CommitPlan {
     pub store_deletes: Vec<(usize, Range<i64>)>,
     pub stream_time: Option<i64>,
     pub position: Option<i64>,
+    /// Which counts go into the changelog's batch record (set from the
+    /// store's state before sending; see `changelog_batch`).
+    pub layout: ChangelogLayout,
+}
+
+impl CommitPlan {
+    /// The window counts this commit writes to the changelog.
+    pub fn changelog_puts(&self) -> impl ExactSizeIterator<Item = &WindowCount> {
+        self.store_puts.iter()
+    }
+
+    /// The windows this commit deletes from the changelog.
+    pub fn changelog_deletes(&self) -> impl Iterator<Item = &WindowId> {
+        self.changelog.iter().filter_map(|c| match c {
+            ChangelogChange::Delete(id) => Some(id),
+            _ => None,
+        })
+    }
 }
 
 pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {

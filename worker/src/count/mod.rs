@@ -7,6 +7,8 @@
 //! store writes ([`keys`]), written back to RocksDB in turn
 //! ([`write_back`]).
 
+pub mod changelog;
+pub mod changelog_batch;
 pub mod counts;
 pub mod emit;
 pub mod keys;

@@ -217,6 +217,7 @@ fn restore(
         }
     }
     store.purge_expired()?;
+    store.track_batched_windows()?;
     tracing::info!(
         partition = p.partition,
         from_offset = start,

@@ -8,9 +8,11 @@
 //! machine crash may lose a few, and then the store is at an older, still
 //! consistent checkpoint that the changelog tail brings forward.
 
+use crate::count::changelog::for_each_restored;
+use crate::count::changelog_batch::{BatchedWindows, ChangelogLayout};
 use crate::count::counts::WindowId;
 use crate::count::emit::{CommitPlan, WindowCount};
-use crate::count::keys::{self, POSITION_KEY, STREAM_TIME_KEY};
+use crate::count::keys::{self, BATCH_SEQ_KEY, POSITION_KEY, STREAM_TIME_KEY};
 use crate::count::open_counts::OpenWindowCounts;
 use crate::count::window::CountWindow;
 use crate::count::write_back::write_back_due;
@@ -108,7 +110,10 @@ struct Committed {
     stream_time: Option<i64>,
     position: Option<i64>,
     checkpoint: Option<i64>,
+    batch_seq: Option<i64>,
     written_at: Instant,
+    /// Which windows only a changelog batch holds (see `changelog_batch`).
+    batched: BatchedWindows,
 }
 
 impl std::fmt::Debug for PartitionStore {
@@ -143,7 +148,9 @@ impl PartitionStore {
                 stream_time: None,
                 position: None,
                 checkpoint: None,
+                batch_seq: None,
                 written_at: Instant::now(),
+                batched: BatchedWindows::default(),
             }),
             specs,
             write_opts,
@@ -240,6 +247,49 @@ impl PartitionStore {
         self.committed_i64(unwritten, STREAM_TIME_KEY)
     }
 
+    /// Once restored: takes every stored window as one only a changelog
+    /// batch may hold (an earlier owner's), and continues its sequence numbers.
+    pub fn track_batched_windows(&self) -> Result<(), StoreError> {
+        let seq = self.committed_i64(self.committed().batch_seq, BATCH_SEQ_KEY)?;
+        self.write_back(&mut self.committed(), &[])?;
+        let mut windows = Vec::new();
+        let mut opts = ReadOptions::default();
+        let (from, to) = keys::all_windows_range();
+        opts.set_iterate_lower_bound(from);
+        opts.set_iterate_upper_bound(to);
+        for item in self.db.iterator_opt(rocksdb::IteratorMode::Start, opts) {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            let (Some(k), Some(count)) = (keys::parse_window_key(&key), keys::decode_u64(&value)) else {
+                continue;
+            };
+            let Some(window) = self.specs.iter().position(|s| s.size_ms == k.size_ms) else {
+                continue;
+            };
+            if windows.len() == BatchedWindows::capacity() {
+                tracing::info!(path = %self.path.display(), "too many windows to batch their changelog records; writing one record each");
+                self.committed().batched = BatchedWindows::restored(seq.unwrap_or(0) as u64, None);
+                return Ok(());
+            }
+            windows.push(WindowCount {
+                id: WindowId {
+                    window,
+                    start: k.start,
+                    video_id: k.video_id.to_owned(),
+                },
+                count,
+            });
+        }
+        self.committed().batched = BatchedWindows::restored(seq.unwrap_or(0) as u64, Some(windows));
+        Ok(())
+    }
+
+    /// How `plan` writes its counts to the changelog.
+    pub fn changelog_layout(&self, plan: &CommitPlan) -> ChangelogLayout {
+        self.committed()
+            .batched
+            .layout(plan.changelog_puts(), plan.changelog_deletes())
+    }
+
     fn key_of(&self, id: &WindowId) -> Vec<u8> {
         keys::window_key(self.specs[id.window].size_ms, id.start, &id.video_id)
     }
@@ -315,6 +365,11 @@ impl PartitionStore {
         c.stream_time = plan.stream_time.or(c.stream_time);
         c.position = plan.position.or(c.position);
         c.checkpoint = checkpoint.or(c.checkpoint);
+        c.batched
+            .committed(&plan.layout, plan.changelog_puts(), plan.changelog_deletes());
+        if plan.layout.seq > 0 {
+            c.batch_seq = Some(plan.layout.seq as i64);
+        }
         let must = !plan.store_deletes.is_empty() || c.open.must_write_back(&self.specs, plan.stream_time);
         if !write_back_due(must, c.written_at.elapsed(), my_turn) {
             return Ok(false);
@@ -331,6 +386,7 @@ impl PartitionStore {
             (STREAM_TIME_KEY, c.stream_time),
             (POSITION_KEY, c.position),
             (CHECKPOINT_KEY, c.checkpoint),
+            (BATCH_SEQ_KEY, c.batch_seq),
         ];
         if c.open.unwritten_len() == 0 && deletes.is_empty() && meta.iter().all(|(_, v)| v.is_none()) {
             return Ok(());
@@ -360,7 +416,7 @@ impl PartitionStore {
             .write_opt(batch, &self.write_opts)
             .map_err(|e| self.err(e))?;
         c.open.all_written();
-        (c.stream_time, c.position, c.checkpoint) = (None, None, None);
+        (c.stream_time, c.position, c.checkpoint, c.batch_seq) = (None, None, None, None);
         c.written_at = Instant::now();
         Ok(())
     }
@@ -373,16 +429,16 @@ impl PartitionStore {
         checkpoint: i64,
     ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
+        let mut batch_seq = None;
         for (key, value) in records {
-            let known =
-                key == STREAM_TIME_KEY || key == POSITION_KEY || keys::parse_window_key(key).is_some();
-            if !known {
-                continue;
-            }
-            match value {
-                Some(v) => batch.put(key, v),
-                None => batch.delete(key),
-            }
+            let seq = for_each_restored(key, value, |k, v| match v {
+                Some(v) => batch.put(k, v),
+                None => batch.delete(k),
+            });
+            batch_seq = seq.or(batch_seq);
+        }
+        if let Some(seq) = batch_seq {
+            batch.put(BATCH_SEQ_KEY, keys::encode_i64(seq as i64));
         }
         batch.put(CHECKPOINT_KEY, keys::encode_i64(checkpoint));
         self.write_around_memory(batch)
@@ -683,5 +739,70 @@ mod tests {
         assert_eq!(store.checkpoint().unwrap(), Some(5));
         assert_eq!(store.stream_time().unwrap(), Some(12));
         assert_eq!(store.windows_in(0, i64::MIN..i64::MAX).unwrap(), [wc(10, "a", 4)]);
+    }
+
+    #[test]
+    fn a_store_restored_from_batches_continues_their_sequence() {
+        use crate::count::changelog::for_each_record;
+        use crate::count::emit::ChangelogChange;
+        let dir = tempfile::tempdir().unwrap();
+        let res = StoreResources::new(1 << 20, 4 << 20);
+        let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
+        let untracked = CommitPlan {
+            changelog: vec![ChangelogChange::Put(wc(0, "a", 1))],
+            store_puts: vec![wc(0, "a", 1)],
+            ..CommitPlan::default()
+        };
+        assert_eq!(
+            store.changelog_layout(&untracked).batched,
+            0,
+            "not restored: no batches"
+        );
+        store.track_batched_windows().unwrap();
+        let mut plan = CommitPlan {
+            changelog: vec![
+                ChangelogChange::Put(wc(0, "a", 3)),
+                ChangelogChange::Put(wc(10, "b", 2)),
+            ],
+            store_puts: vec![wc(0, "a", 3), wc(10, "b", 2)],
+            ..CommitPlan::default()
+        };
+        plan.layout = store.changelog_layout(&plan);
+        assert_eq!((plan.layout.seq, plan.layout.batched), (1, 2));
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for_each_record(&specs(), &plan, |k, v| {
+            records.push((k.to_vec(), v.map(<[u8]>::to_vec)));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(records.len(), 1, "one batch record");
+
+        let other = tempfile::tempdir().unwrap();
+        let restored = PartitionStore::open(other.path(), "cl/0", specs(), &res).unwrap();
+        restored
+            .apply_changelog(records.iter().map(|(k, v)| (&k[..], v.as_deref())), 1)
+            .unwrap();
+        assert_eq!(
+            restored.windows_in(0, i64::MIN..i64::MAX).unwrap(),
+            [wc(0, "a", 3), wc(10, "b", 2)]
+        );
+        restored.track_batched_windows().unwrap();
+        let next = restored.changelog_layout(&untracked);
+        assert_eq!(next.seq, 2, "continues the sequence");
+        restored
+            .apply_plan(
+                &CommitPlan {
+                    layout: next,
+                    ..untracked
+                },
+                Some(2),
+                true,
+            )
+            .unwrap();
+        restored.flush().unwrap();
+        drop(restored);
+        let reopened = PartitionStore::open(other.path(), "cl/0", specs(), &res).unwrap();
+        reopened.track_batched_windows().unwrap();
+        assert_eq!(reopened.changelog_layout(&plan).seq, 3, "the sequence is stored");
     }
 }
