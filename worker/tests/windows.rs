@@ -10,6 +10,7 @@ use rdkafka::Message;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use videocounter_e2e::kafka::{self, Isolation};
+use videocounter_worker::count::changelog::for_each_restored;
 use videocounter_worker::count::partitioner::partition_for;
 
 fn small_windows(app: &mut TestApp) {
@@ -99,14 +100,17 @@ async fn on_window_close_emits_every_window_once_and_expired_windows_are_deleted
     assert!(counted_locally.is_some_and(|n| n > 0.0), "{metrics}");
 
     // Every event window expired (retention 1m): tombstoned in the changelog
-    // and gone from the store; only the closers' windows remain.
+    // and gone from the store; only the closers' windows remain. The
+    // changelog is read as a restore reads it (batches become their windows).
     let mut latest: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
     for m in kafka::read_to_end(
         &app.changelog_topic(),
         Isolation::ReadCommitted,
         Duration::from_secs(60),
     ) {
-        latest.insert(m.key().unwrap().to_vec(), m.payload().is_some());
+        for_each_restored(m.key().unwrap(), m.payload(), |k, v| {
+            latest.insert(k.to_vec(), v.is_some());
+        });
     }
     let live_windows: Vec<String> = latest
         .iter()
