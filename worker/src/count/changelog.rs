@@ -17,7 +17,7 @@ pub fn for_each_record<E>(
     let layout = &plan.layout;
     let mut puts = plan.changelog_puts();
     if layout.batched > 0 {
-        let mut value = keys::batch_value(layout.seq, 64 * layout.batched);
+        let mut value = keys::batch_value(layout.seq, layout.batch_bytes);
         for w in puts.by_ref().take(layout.batched) {
             let size_ms = specs[w.id.window].size_ms;
             keys::push_batch_entry(&mut value, size_ms, w.id.start, &w.id.video_id, w.count);

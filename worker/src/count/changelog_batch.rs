@@ -64,6 +64,8 @@ pub struct ChangelogLayout {
     /// How many of the commit's window counts, first ones first, go into the
     /// batch record; the others are written one record each.
     pub batched: usize,
+    /// Bytes of the batch record's value.
+    pub batch_bytes: usize,
     /// Windows of this commit's bucket whose newest record is an older batch:
     /// written one record each now.
     pub flush: Vec<WindowCount>,
@@ -152,6 +154,7 @@ impl BatchedWindows {
         ChangelogLayout {
             seq,
             batched,
+            batch_bytes: bytes,
             flush,
             buckets,
         }

@@ -116,6 +116,13 @@ fn a_compacted_changelog_keeps_every_last_count_across_aborts_and_owners() {
                 Ok::<_, ()>(())
             })
             .unwrap();
+            if let Some((_, Some(value))) = records.iter().find(|(k, _)| keys::is_batch_key(k)) {
+                assert_eq!(
+                    value.len(),
+                    plan.layout.batch_bytes,
+                    "the batch's size is known up front"
+                );
+            }
             puts_total += plan.store_puts.len();
             if rng.random_bool(0.1) {
                 continue; // aborted: nothing of it is read, nothing changes

@@ -53,7 +53,7 @@ pub fn batch_entry_bytes(video_id: &str) -> usize {
 
 pub fn push_batch_entry(value: &mut Vec<u8>, size_ms: i64, start: i64, video_id: &str, count: u64) {
     value.extend_from_slice(&((17 + video_id.len()) as u16).to_be_bytes());
-    value.extend_from_slice(&window_prefix(size_ms, start));
+    push_window_prefix(value, size_ms, start);
     value.extend_from_slice(video_id.as_bytes());
     value.extend_from_slice(&count.to_be_bytes());
 }
@@ -89,10 +89,14 @@ pub fn window_key(size_ms: i64, start: i64, video_id: &str) -> Vec<u8> {
 
 fn window_prefix(size_ms: i64, start: i64) -> Vec<u8> {
     let mut key = Vec::with_capacity(17 + 16);
-    key.push(WINDOW_TAG);
-    key.extend_from_slice(&(size_ms as u64).to_be_bytes());
-    key.extend_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
+    push_window_prefix(&mut key, size_ms, start);
     key
+}
+
+fn push_window_prefix(out: &mut Vec<u8>, size_ms: i64, start: i64) {
+    out.push(WINDOW_TAG);
+    out.extend_from_slice(&(size_ms as u64).to_be_bytes());
+    out.extend_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
 }
 
 /// Key range `[from, to)` holding every window of `size_ms` whose start is in `starts`.
