@@ -63,9 +63,6 @@ group.consumer.min.heartbeat.interval.ms=500
 transaction.abort.timed.out.transaction.cleanup.interval.ms=5000
 auto.create.topics.enable=false
 log.flush.interval.messages=9223372036854775807
-# The cleaner looks for logs to compact every 2 s (15 s by default), so the
-# fault test's restores read changelogs as compaction left them.
-log.cleaner.backoff.ms=2000
 PROPS
   if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
     local id; id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$LOG_DIR/kafka.log" | tail -n 1)

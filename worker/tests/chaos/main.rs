@@ -6,7 +6,7 @@
 //! topic, every malformed record must be in the dead-letter topic exactly
 //! once, and no good record may be there. One of the workers runs two
 //! consumer sessions in its process (`--threads 2`). The changelog is
-//! compacted every few seconds, so restores read what compaction left.
+//! compacted (a segment every 3 s), so restores read what compaction left.
 //!
 //! `make test` runs a short form with each group protocol; `make chaos` runs
 //! the long one (`CHAOS_PROFILE=long`). Every figure can be overridden
@@ -96,7 +96,7 @@ fn run(protocol: &str) {
     app.retention = "24h";
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(app.create_input(profile.partitions as i32));
-    // The changelog compacted every few seconds, as a long-running one is:
+    // The changelog compacted often (a segment every 3 s), as a long-running one is:
     // restores then read what compaction left of the batch records and the
     // windows' own records, not the whole history.
     runtime.block_on(videocounter_e2e::kafka::create_topic(
