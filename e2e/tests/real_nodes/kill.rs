@@ -4,7 +4,7 @@
 //! new one at once, while the old process may still be running: the
 //! zombie the transactional fencing is for). The counts stay exact.
 
-use crate::load::{Load, assert_counts_exact};
+use crate::load::{Load, assert_counts_exact, doubled_stage};
 use crate::support::{Deployment, pod_name};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,11 +45,19 @@ fn sigkill_container(pod: &serde_json::Value) {
     ]));
 }
 
+/// Three workers on two nodes, so a node runs two and every kill moves
+/// partitions between the survivors too.
+const WORKERS: i64 = 3;
+const KILLS: u32 = 8;
+/// Many ids at a rate where every commit writes to every partition.
+const VIDEOS: usize = 2_000;
+const LIKES_PER_SECOND: u64 = 1_000;
+
 #[test]
 fn workers_killed_at_random_under_load_lose_and_double_nothing() {
     let mut d = Deployment::install("kill");
-    d.apply_counter(2);
-    d.wait_ready(2, Duration::from_secs(180));
+    d.apply_counter(WORKERS);
+    d.wait_ready(WORKERS, Duration::from_secs(180));
     let seed = std::env::var("VIDEOCOUNTER_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -57,11 +65,11 @@ fn workers_killed_at_random_under_load_lose_and_double_nothing() {
     println!("kill schedule seed: VIDEOCOUNTER_KILL_SEED={seed}");
     let mut random = Random(seed);
 
-    let load = Load::start(&d.input, &d.windows, 200, 300);
+    let load = Load::start(&d.input, &d.windows, VIDEOS, LIKES_PER_SECOND);
     std::thread::sleep(Duration::from_secs(5));
     let started = Instant::now();
-    for kill in 0..4 {
-        std::thread::sleep(Duration::from_millis(2_000 + random.below(6_000)));
+    for kill in 0..KILLS {
+        std::thread::sleep(Duration::from_millis(1_000 + random.below(5_000)));
         let pods = d.worker_pods();
         let running: Vec<&serde_json::Value> = pods
             .iter()
@@ -92,18 +100,20 @@ fn workers_killed_at_random_under_load_lose_and_double_nothing() {
             ]));
         }
     }
-    d.wait_ready(2, Duration::from_secs(180));
+    d.wait_ready(WORKERS, Duration::from_secs(180));
     std::thread::sleep(Duration::from_secs(3));
     let sent = load.stop();
     assert_counts_exact(&d.windows, &sent.expected, Duration::from_secs(120), || {
         format!(
-            "seed {seed}; late likes: {}\n{}",
+            "seed {seed}; late likes: {}\n{}\nall worker logs: {}\n{}",
             d.late_events(),
+            doubled_stage(&d.repartition_topic(), &d.windows, &sent.expected),
+            d.save_worker_logs(),
             d.worker_logs(40)
         )
     });
     println!(
-        "{} likes counted exactly across 4 kills (seed {seed})",
+        "{} likes counted exactly across {KILLS} kills of {WORKERS} workers (seed {seed})",
         sent.likes
     );
 }

@@ -219,3 +219,54 @@ pub fn assert_counts_exact(
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// Where a like counted twice was doubled: the re-key stage writes each like
+/// (summed per video and combining bucket) to the repartition topic once, so
+/// if the committed repartition records of a 1-minute window already sum past
+/// the likes sent, the input was re-keyed twice; otherwise the count stage
+/// counted a repartition record twice. One line per such window (at most 10),
+/// with the repartition partition that holds it.
+pub fn doubled_stage(repartition_topic: &str, windows: &[Window], expected: &Counts) -> String {
+    let Some(minute) = windows.iter().find(|w| w.size_ms == 60_000) else {
+        return "no 1-minute window to compare".into();
+    };
+    let mut sums: BTreeMap<(String, i64), (u64, i32)> = BTreeMap::new();
+    for m in kafka::read_to_end(
+        repartition_topic,
+        Isolation::ReadCommitted,
+        Duration::from_secs(60),
+    ) {
+        let (Some(key), Some(value)) = (m.key(), m.payload()) else {
+            continue;
+        };
+        if value.len() != 17 {
+            continue;
+        }
+        let count = u64::from_be_bytes(value[1..9].try_into().unwrap());
+        let ts = i64::from_be_bytes(value[9..17].try_into().unwrap());
+        let video = String::from_utf8_lossy(key).into_owned();
+        let e = sums.entry((video, ts - ts.rem_euclid(60_000))).or_default();
+        e.0 += count;
+        e.1 = m.partition();
+    }
+    let lines: Vec<String> = expected
+        .iter()
+        .filter(|((label, _, _), _)| *label == minute.label)
+        .filter_map(|((_, video, start), want)| {
+            let (have, partition) = sums.get(&(video.clone(), *start)).copied().unwrap_or((0, -1));
+            (have != *want)
+                .then(|| format!("{video} @ {start}: repartition[{partition}] holds {have}, sent {want}"))
+        })
+        .collect();
+    if lines.is_empty() {
+        format!(
+            "the repartition topic {repartition_topic} holds exactly the likes sent: any double is the count stage's"
+        )
+    } else {
+        format!(
+            "the repartition topic {repartition_topic} differs from the likes sent in {} 1-minute windows (the re-key stage's):\n{}",
+            lines.len(),
+            lines[..lines.len().min(10)].join("\n")
+        )
+    }
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use videocounter_e2e::cli::{apply, eventually, helm, http, kubectl, read_repo_file, run, try_run};
 use videocounter_e2e::nodes::{NodeNamespace, RealNodes};
 use videocounter_e2e::objects::{Objects, POD, PVC, VIDEOCOUNTER};
-use videocounter_e2e::unique_name;
+use videocounter_e2e::{required_env, unique_name};
 
 /// One real-node scenario at a time: they share two cores, and their timings
 /// (stalls, time to Ready) mean little when they compete.
@@ -126,6 +126,11 @@ impl Deployment {
     /// The consumer group and internal-topic prefix: `<namespace>.<name>`.
     pub fn application_id(&self) -> String {
         format!("{}.{COUNTER}", self.ns.name)
+    }
+
+    /// The topic between the re-key and count stages (`<application id>-repartition`).
+    pub fn repartition_topic(&self) -> String {
+        format!("{}-repartition", self.application_id())
     }
 
     pub fn videocounter(&self) -> Value {
@@ -276,6 +281,36 @@ impl Deployment {
                 )
             })
             .collect()
+    }
+
+    /// Every log line of every worker pod, the containers before their last
+    /// restart too (`--previous`), written to one file whose path is returned:
+    /// a failure's whole story, where 40 lines hold only its end.
+    pub fn save_worker_logs(&self) -> String {
+        let dir = std::path::Path::new(&required_env("VIDEOCOUNTER_NODE_DIR")).join("../logs");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{}-workers.log", self.ns.name));
+        let mut text = String::new();
+        for p in self.worker_pods() {
+            let name = pod_name(&p);
+            for previous in [true, false] {
+                let mut args = vec!["logs", "-n", &self.ns.name, &name];
+                if previous {
+                    args.push("--previous");
+                }
+                let out = try_run(kubectl().args(&args));
+                text += &format!(
+                    "=== {name}{}:\n{}{}",
+                    if previous { " (previous container)" } else { "" },
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        match std::fs::write(&path, text) {
+            Ok(()) => path.display().to_string(),
+            Err(e) => format!("(worker logs not saved: {e})"),
+        }
     }
 
     /// `videocounter_late_events_total` summed over the running workers (a
