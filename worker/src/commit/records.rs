@@ -6,13 +6,14 @@ use crate::commit::sink::{Record, Sink, SinkError};
 use crate::config::Settings;
 use crate::count::changelog::for_each_record;
 use crate::count::emit::CommitPlan;
-use crate::count::output::encode_output;
+use crate::count::output::encode_output_into;
 use crate::count::partitioner::partition_for;
 
 pub fn send_plan(sink: &Sink, s: &Settings, partition: i32, plan: &CommitPlan) -> Result<(), SinkError> {
-    for w in &plan.outputs {
+    let mut value = Vec::with_capacity(128);
+    for w in plan.outputs() {
         let spec = &s.specs[w.id.window];
-        let value = encode_output(spec, &w.id.video_id, w.id.start, w.count);
+        encode_output_into(&mut value, spec, &w.id.video_id, w.id.start, w.count);
         sink.send(Record {
             topic: &spec.output_topic,
             partition: Some(partition_for(w.id.video_id.as_bytes(), s.partitions)),

@@ -68,13 +68,17 @@ impl ClientContext for SinkContext {
     }
 }
 
-impl ProducerContext for SinkContext {
-    type DeliveryOpaque = ();
+/// A record's delivery opaque: whether it went to the changelog (so a
+/// delivery report need not read its topic's name back from librdkafka).
+const TO_CHANGELOG: usize = 1;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
         match result {
             Ok(m) => {
-                if m.topic() == self.changelog_topic {
+                if kind == TO_CHANGELOG {
                     let mut offsets = self.changelog_offsets.lock().unwrap_or_else(|e| e.into_inner());
                     let slot = offsets.entry(m.partition()).or_insert(m.offset());
                     *slot = (*slot).max(m.offset());
@@ -188,7 +192,8 @@ impl Sink {
 
     /// Enqueues a record, waiting while the local queue is full.
     pub fn send(&self, r: Record<'_>) -> Result<(), SinkError> {
-        let mut record = BaseRecord::<[u8], [u8], ()>::with_opaque_to(r.topic, ());
+        let kind = usize::from(r.topic == self.producer.context().changelog_topic);
+        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(r.topic, kind);
         record.partition = r.partition;
         record.key = r.key;
         record.payload = r.value;

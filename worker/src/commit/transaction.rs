@@ -84,7 +84,7 @@ impl Job {
             let t = Instant::now();
             send_plan(sink, s, p, &plan)?;
             send_time += t.elapsed();
-            for w in &plan.outputs {
+            for w in plan.outputs() {
                 written.outputs[w.id.window] += 1;
             }
             plans.push((p, store, plan));

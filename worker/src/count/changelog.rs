@@ -30,7 +30,6 @@ pub fn for_each_record<E>(
     }
     for change in &plan.changelog {
         match change {
-            ChangelogChange::Put(_) => {}
             ChangelogChange::Delete(id) => send(
                 &keys::window_key(specs[id.window].size_ms, id.start, &id.video_id),
                 None,

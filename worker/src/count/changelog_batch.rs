@@ -22,7 +22,7 @@
 use crate::count::counts::WindowId;
 use crate::count::emit::WindowCount;
 use crate::count::keys;
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 /// Batch records rotate over this many keys per partition.
 pub const SLOTS: u64 = 32;

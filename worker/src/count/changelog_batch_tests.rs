@@ -100,12 +100,7 @@ fn a_compacted_changelog_keeps_every_last_count_across_aborts_and_owners() {
                 .map(|(id, count)| WindowCount { id, count })
                 .collect();
             let mut plan = CommitPlan {
-                changelog: store_puts
-                    .iter()
-                    .cloned()
-                    .map(ChangelogChange::Put)
-                    .chain(deletes.iter().cloned().map(ChangelogChange::Delete))
-                    .collect(),
+                changelog: deletes.iter().cloned().map(ChangelogChange::Delete).collect(),
                 store_puts,
                 ..CommitPlan::default()
             };

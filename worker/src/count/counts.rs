@@ -3,7 +3,8 @@
 //! in memory; the committed counts live in the partition's store.
 
 use crate::count::window::CountWindow;
-use std::collections::HashMap;
+// Video ids are untrusted input: a seeded hasher, but a faster one than SipHash.
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 /// The most windows one worker counts per record (the late mask is a `u64`).

@@ -58,9 +58,10 @@ pub struct CommitInput<'a> {
     pub position: Option<i64>,
 }
 
+/// The changelog records of a commit besides its window counts (those are
+/// the store puts: see [`CommitPlan::changelog_puts`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangelogChange {
-    Put(WindowCount),
     Delete(WindowId),
     StreamTime(i64),
     Position(i64),
@@ -68,7 +69,12 @@ pub enum ChangelogChange {
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CommitPlan {
-    pub outputs: Vec<WindowCount>,
+    /// `OnUpdate`: every store put is an output too (not copied: a commit
+    /// can update 30,000 windows).
+    pub emit_puts: bool,
+    /// The outputs besides those: `OnUpdate`, the updated windows that
+    /// expire with this commit; `OnWindowClose`, every output.
+    pub other_outputs: Vec<WindowCount>,
     pub changelog: Vec<ChangelogChange>,
     pub store_puts: Vec<WindowCount>,
     /// `(window index, starts)` ranges to delete from the store.
@@ -81,6 +87,12 @@ pub struct CommitPlan {
 }
 
 impl CommitPlan {
+    /// The window counts this commit writes to the output topics.
+    pub fn outputs(&self) -> impl Iterator<Item = &WindowCount> {
+        let puts: &[WindowCount] = if self.emit_puts { &self.store_puts } else { &[] };
+        puts.iter().chain(&self.other_outputs)
+    }
+
     /// The window counts this commit writes to the changelog.
     pub fn changelog_puts(&self) -> impl ExactSizeIterator<Item = &WindowCount> {
         self.store_puts.iter()
@@ -102,7 +114,7 @@ pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {
     let mut plan = CommitPlan::default();
 
     match input.emit {
-        EmitMode::OnUpdate => plan.outputs.extend(input.updated.iter().cloned()),
+        EmitMode::OnUpdate => plan.emit_puts = true,
         EmitMode::OnWindowClose => {
             let mut closing: BTreeMap<WindowId, u64> = input
                 .closing_in_store
@@ -113,7 +125,7 @@ pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {
             for w in input.updated.iter().filter(|w| closed(&w.id)) {
                 closing.insert(w.id.clone(), w.count);
             }
-            plan.outputs
+            plan.other_outputs
                 .extend(closing.into_iter().map(|(id, count)| WindowCount { id, count }));
         }
     }
@@ -123,11 +135,13 @@ pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {
         tombstones.insert(w.id, ());
     }
     for w in input.updated {
-        if expired(&w.id) {
-            tombstones.insert(w.id, ());
-        } else {
-            plan.changelog.push(ChangelogChange::Put(w.clone()));
+        if !expired(&w.id) {
             plan.store_puts.push(w);
+            continue;
+        }
+        tombstones.insert(w.id.clone(), ());
+        if input.emit == EmitMode::OnUpdate {
+            plan.other_outputs.push(w);
         }
     }
     plan.changelog
@@ -171,6 +185,10 @@ mod tests {
         }
     }
 
+    fn outputs(plan: &CommitPlan) -> Vec<WindowCount> {
+        plan.outputs().cloned().collect()
+    }
+
     fn input<'a>(
         specs: &'a [CountWindow],
         emit: EmitMode,
@@ -195,7 +213,7 @@ mod tests {
         let mut i = input(&specs, EmitMode::OnUpdate, Some(26), Some(26));
         i.position = Some(812);
         let plan = plan_commit(i);
-        assert!(plan.outputs.is_empty());
+        assert_eq!(plan.outputs().count(), 0);
         assert_eq!(plan.changelog, [ChangelogChange::Position(812)]);
         assert_eq!(plan.position, Some(812));
 
@@ -212,15 +230,8 @@ mod tests {
         let mut i = input(&specs, EmitMode::OnUpdate, Some(26), Some(29));
         i.updated = vec![wc(20, "a", 7), wc(30, "a", 1)];
         let plan = plan_commit(i);
-        assert_eq!(plan.outputs, [wc(20, "a", 7), wc(30, "a", 1)]);
-        assert_eq!(
-            plan.changelog,
-            [
-                ChangelogChange::Put(wc(20, "a", 7)),
-                ChangelogChange::Put(wc(30, "a", 1)),
-                ChangelogChange::StreamTime(29)
-            ]
-        );
+        assert_eq!(outputs(&plan), [wc(20, "a", 7), wc(30, "a", 1)]);
+        assert_eq!(plan.changelog, [ChangelogChange::StreamTime(29)]);
         assert_eq!(plan.store_puts, [wc(20, "a", 7), wc(30, "a", 1)]);
         assert_eq!(plan.stream_time, Some(29));
         // The expiry bound moved from -5 to -2: no window starts there, nothing to delete.
@@ -233,19 +244,19 @@ mod tests {
         // Stream time 11: window [0,10) closes at 12, nothing to emit.
         let mut i = input(&specs, EmitMode::OnWindowClose, None, Some(11));
         i.updated = vec![wc(0, "a", 2)];
-        assert!(plan_commit(i).outputs.is_empty());
+        assert!(outputs(&plan_commit(i)).is_empty());
 
         // Stream time 12 closes [0,10): emitted from the store and from this commit's updates.
         let mut i = input(&specs, EmitMode::OnWindowClose, Some(11), Some(12));
         i.closing_in_store = vec![wc(0, "a", 2), wc(0, "b", 4)];
         i.updated = vec![wc(0, "b", 5), wc(10, "c", 1)];
         let plan = plan_commit(i);
-        assert_eq!(plan.outputs, [wc(0, "a", 2), wc(0, "b", 5)]);
+        assert_eq!(outputs(&plan), [wc(0, "a", 2), wc(0, "b", 5)]);
 
         // The next commit does not emit them again.
         let mut i = input(&specs, EmitMode::OnWindowClose, Some(12), Some(13));
         i.closing_in_store = vec![wc(0, "a", 2)];
-        assert!(plan_commit(i).outputs.is_empty());
+        assert!(outputs(&plan_commit(i)).is_empty());
     }
 
     #[test]
@@ -257,9 +268,12 @@ mod tests {
         i.updated = vec![wc(30, "a", 1)];
         let plan = plan_commit(i);
         assert_eq!(
+            plan.changelog_puts().cloned().collect::<Vec<_>>(),
+            [wc(30, "a", 1)]
+        );
+        assert_eq!(
             plan.changelog,
             [
-                ChangelogChange::Put(wc(30, "a", 1)),
                 ChangelogChange::Delete(wc(0, "a", 0).id),
                 ChangelogChange::Delete(wc(0, "b", 0).id),
                 ChangelogChange::StreamTime(32)
@@ -274,7 +288,7 @@ mod tests {
         let mut i = input(&specs, EmitMode::OnWindowClose, None, Some(100));
         i.updated = vec![wc(0, "a", 1), wc(100, "a", 1)];
         let plan = plan_commit(i);
-        assert_eq!(plan.outputs, [wc(0, "a", 1)]);
+        assert_eq!(outputs(&plan), [wc(0, "a", 1)]);
         assert_eq!(plan.store_puts, [wc(100, "a", 1)]);
         assert!(
             plan.changelog

@@ -13,7 +13,7 @@
 
 use crate::count::counts::WindowId;
 use crate::count::window::CountWindow;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {

@@ -14,15 +14,21 @@ struct OutputRecord<'a> {
     window_end: i64,
 }
 
-pub fn encode_output(spec: &CountWindow, video_id: &str, start: i64, count: u64) -> Vec<u8> {
-    serde_json::to_vec(&OutputRecord {
-        window_type: &spec.label,
-        video_uid: video_id,
-        count,
-        window_start: start,
-        window_end: spec.end_of(start),
-    })
-    .expect("serializing plain fields cannot fail")
+/// Writes the output record's JSON into `buf`, replacing what it held (one
+/// buffer serves a whole commit's outputs).
+pub fn encode_output_into(buf: &mut Vec<u8>, spec: &CountWindow, video_id: &str, start: i64, count: u64) {
+    buf.clear();
+    serde_json::to_writer(
+        &mut *buf,
+        &OutputRecord {
+            window_type: &spec.label,
+            video_uid: video_id,
+            count,
+            window_start: start,
+            window_end: spec.end_of(start),
+        },
+    )
+    .expect("serializing plain fields into memory cannot fail")
 }
 
 #[cfg(test)]
@@ -39,7 +45,8 @@ mod tests {
             label: "1min".into(),
             output_topic: "video_aggregations_1".into(),
         };
-        let bytes = encode_output(&spec, "v\"1", 120_000, 9);
+        let mut bytes = b"left over".to_vec();
+        encode_output_into(&mut bytes, &spec, "v\"1", 120_000, 9);
         let rec: WindowCountRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
             rec,

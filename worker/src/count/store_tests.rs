@@ -196,12 +196,10 @@ fn changelog_records_restore_counts_and_tombstones() {
 #[test]
 fn a_store_restored_from_batches_continues_their_sequence() {
     use crate::count::changelog::for_each_record;
-    use crate::count::emit::ChangelogChange;
     let dir = tempfile::tempdir().unwrap();
     let res = StoreResources::new(1 << 20, 4 << 20);
     let store = PartitionStore::open(dir.path(), "cl/0", specs(), &res).unwrap();
     let untracked = CommitPlan {
-        changelog: vec![ChangelogChange::Put(wc(0, "a", 1))],
         store_puts: vec![wc(0, "a", 1)],
         ..CommitPlan::default()
     };
@@ -212,10 +210,6 @@ fn a_store_restored_from_batches_continues_their_sequence() {
     );
     store.track_batched_windows().unwrap();
     let mut plan = CommitPlan {
-        changelog: vec![
-            ChangelogChange::Put(wc(0, "a", 3)),
-            ChangelogChange::Put(wc(10, "b", 2)),
-        ],
         store_puts: vec![wc(0, "a", 3), wc(10, "b", 2)],
         ..CommitPlan::default()
     };

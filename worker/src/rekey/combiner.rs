@@ -3,7 +3,7 @@
 //! summed into one repartition record. Every event of a bucket lands in the
 //! same window of every size, so the sum counts exactly like the events would.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// The summed likes of one video in one bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
