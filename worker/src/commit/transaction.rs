@@ -33,7 +33,7 @@ pub struct Written {
 /// commit thread turns it into records and store writes.
 pub struct Job {
     pub settings: Arc<Settings>,
-    pub combined: Vec<(String, Combined)>,
+    pub combined: Vec<(Arc<str>, Combined)>,
     pub dead_letters: Vec<DeadLetter>,
     pub tasks: Vec<(i32, Arc<PartitionStore>, PendingCounts, Option<i64>)>,
 }

@@ -21,7 +21,7 @@ fn id(rng: &mut StdRng, videos: usize) -> WindowId {
     WindowId {
         window: rng.random_range(0..2),
         start: rng.random_range(0..4) * 300_000,
-        video_id: format!("video-{}", rng.random_range(0..videos)),
+        video_id: format!("video-{}", rng.random_range(0..videos)).into(),
     }
 }
 
@@ -65,7 +65,7 @@ fn windows_of(store: &BTreeMap<Vec<u8>, Vec<u8>>, specs: &[CountWindow]) -> Vec<
                 id: WindowId {
                     window: specs.iter().position(|s| s.size_ms == k.size_ms)?,
                     start: k.start,
-                    video_id: k.video_id.to_owned(),
+                    video_id: k.video_id.into(),
                 },
                 count: keys::decode_u64(v)?,
             })
@@ -175,7 +175,7 @@ fn counts_beyond_the_byte_limit_get_records_of_their_own() {
             id: WindowId {
                 window: 0,
                 start: 0,
-                video_id: format!("{long}{i}"),
+                video_id: format!("{long}{i}").into(),
             },
             count: 1,
         })

@@ -5,18 +5,25 @@
 use crate::count::window::CountWindow;
 // Video ids are untrusted input: a seeded hasher, but a faster one than SipHash.
 use foldhash::{HashMap, HashMapExt};
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// The most windows one worker counts per record (the late mask is a `u64`).
 pub const MAX_WINDOWS: usize = 64;
 
 /// A window of one video: `window` indexes the configured window sizes.
+/// The id is shared: one allocation per video and commit serves every window
+/// of it, from the combiner to the store's maps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WindowId {
     pub window: usize,
     pub start: i64,
-    pub video_id: String,
+    pub video_id: Arc<str>,
 }
+
+/// The deltas of one video between two commits: a window of each size, rarely
+/// two, so they are kept inline.
+type VideoDeltas = SmallVec<[Delta; 4]>;
 
 /// What happened to one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,7 +50,7 @@ pub struct PartitionCounts {
     specs: Arc<[CountWindow]>,
     stream_time: Option<i64>,
     committed_stream_time: Option<i64>,
-    deltas: HashMap<String, Vec<Delta>>,
+    deltas: HashMap<Arc<str>, VideoDeltas>,
     touched_windows: usize,
 }
 
@@ -64,12 +71,28 @@ impl PartitionCounts {
     /// size for which the record is not late. Stream time advances first, as
     /// in Kafka Streams, so a record never makes its own window late.
     pub fn apply(&mut self, video_id: &str, count: u64, ts: i64) -> Applied {
+        self.apply_shared(video_id, || Arc::from(video_id), count, ts)
+    }
+
+    /// [`Self::apply`] with the id already shared (a combined record's): a
+    /// video new in this commit takes it instead of a copy.
+    pub fn apply_id(&mut self, video_id: &Arc<str>, count: u64, ts: i64) -> Applied {
+        self.apply_shared(video_id, || video_id.clone(), count, ts)
+    }
+
+    fn apply_shared(
+        &mut self,
+        video_id: &str,
+        shared: impl FnOnce() -> Arc<str>,
+        count: u64,
+        ts: i64,
+    ) -> Applied {
         let st = self.stream_time.map_or(ts, |st| st.max(ts));
         self.stream_time = Some(st);
         let mut applied = Applied::default();
         let deltas = match self.deltas.get_mut(video_id) {
             Some(d) => d,
-            None => self.deltas.entry(video_id.to_owned()).or_default(),
+            None => self.deltas.entry(shared()).or_default(),
         };
         for (window, spec) in self.specs.iter().enumerate() {
             let start = spec.start_of(ts);
@@ -149,7 +172,7 @@ mod tests {
     fn sorted(mut d: Vec<(WindowId, u64)>) -> Vec<(usize, i64, String, u64)> {
         d.sort();
         d.into_iter()
-            .map(|(w, c)| (w.window, w.start, w.video_id, c))
+            .map(|(w, c)| (w.window, w.start, w.video_id.to_string(), c))
             .collect()
     }
 

@@ -274,7 +274,7 @@ impl PartitionStore {
                 id: WindowId {
                     window,
                     start: k.start,
-                    video_id: k.video_id.to_owned(),
+                    video_id: k.video_id.into(),
                 },
                 count,
             });
@@ -341,7 +341,7 @@ impl PartitionStore {
                     id: WindowId {
                         window,
                         start: k.start,
-                        video_id: k.video_id.to_owned(),
+                        video_id: k.video_id.into(),
                     },
                     count,
                 });
@@ -476,15 +476,17 @@ impl PartitionStore {
         let Some(st) = self.stream_time()? else {
             return Ok(Vec::new());
         };
+        let video_id: std::sync::Arc<str> = video_id.into();
         let ids: Vec<WindowId> = self
             .specs
             .iter()
             .enumerate()
             .flat_map(|(window, spec)| {
+                let video_id = video_id.clone();
                 spec.retained_starts(st).map(move |start| WindowId {
                     window,
                     start,
-                    video_id: video_id.to_owned(),
+                    video_id: video_id.clone(),
                 })
             })
             .collect();

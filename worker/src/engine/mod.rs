@@ -12,7 +12,7 @@
 
 use crate::commit::sink::{Sink, SinkError};
 use crate::config::Settings;
-use crate::count::counts::PartitionCounts;
+use crate::count::counts::{Applied, PartitionCounts};
 use crate::count::partitioner::partition_for;
 use crate::count::store::{StoreError, StoreResources};
 use crate::count::task::{ActiveTask, Task};
@@ -135,6 +135,17 @@ struct Tally {
 }
 
 impl Tally {
+    /// `count` likes counted, or dropped as late, per window size.
+    fn add(&mut self, applied: Applied, count: u64) {
+        for w in 0..self.counted.len() {
+            if applied.is_late_for(w) {
+                self.late[w] += count;
+            } else {
+                self.counted[w] += count;
+            }
+        }
+    }
+
     fn new(windows: usize) -> Self {
         Self {
             counted: vec![0; windows],
@@ -309,7 +320,7 @@ impl Engine {
     /// repartition topic too, so one transaction stays as bounded as when
     /// every record took that way (with a million distinct videos, each
     /// record touches new windows).
-    fn count_locally(&mut self, combined: Vec<(String, Combined)>) -> Vec<(String, Combined)> {
+    fn count_locally(&mut self, combined: Vec<(Arc<str>, Combined)>) -> Vec<(Arc<str>, Combined)> {
         let partitions = self.settings.partitions;
         let mut touched = self.pending_summary().1;
         let mut elsewhere = Vec::new();
@@ -318,7 +329,8 @@ impl Engine {
             match self.tasks.get_mut(&partition) {
                 Some(Task::Active(task)) if touched < MAX_PENDING => {
                     let before = task.counts.touched_windows();
-                    count_in(task, &mut self.tally, &video_id, c.count, c.max_ts);
+                    let applied = task.counts.apply_id(&video_id, c.count, c.max_ts);
+                    self.tally.add(applied, c.count);
                     touched += task.counts.touched_windows() - before;
                     self.tally.counted_locally += 1;
                 }
@@ -433,13 +445,7 @@ impl Engine {
 /// Counts `count` likes of `video_id` at event time `ts` in an active partition.
 fn count_in(task: &mut ActiveTask, tally: &mut Tally, video_id: &str, count: u64, ts: i64) {
     let applied = task.counts.apply(video_id, count, ts);
-    for w in 0..tally.counted.len() {
-        if applied.is_late_for(w) {
-            tally.late[w] += count;
-        } else {
-            tally.counted[w] += count;
-        }
-    }
+    tally.add(applied, count);
 }
 
 fn kafka_offset(start: Start) -> Offset {

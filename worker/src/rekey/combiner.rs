@@ -4,6 +4,8 @@
 //! same window of every size, so the sum counts exactly like the events would.
 
 use foldhash::{HashMap, HashMapExt};
+use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// The summed likes of one video in one bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +20,8 @@ pub struct Combined {
 #[derive(Debug)]
 pub struct Combiner {
     bucket_ms: i64,
-    by_video: HashMap<String, Vec<Combined>>,
+    /// A video's buckets: one, at most two within a commit, kept inline.
+    by_video: HashMap<Arc<str>, SmallVec<[Combined; 2]>>,
     events: u64,
     records: usize,
 }
@@ -38,7 +41,7 @@ impl Combiner {
         self.events += 1;
         let buckets = match self.by_video.get_mut(video_id) {
             Some(b) => b,
-            None => self.by_video.entry(video_id.to_owned()).or_default(),
+            None => self.by_video.entry(Arc::from(video_id)).or_default(),
         };
         match buckets.iter_mut().find(|c| c.bucket == bucket) {
             Some(c) => {
@@ -73,9 +76,9 @@ impl Combiner {
     /// Takes every combined record, oldest bucket first, leaving the combiner
     /// empty. Time order matters: a newer record applied first would advance
     /// stream time and could make the older one late.
-    pub fn drain(&mut self) -> Vec<(String, Combined)> {
+    pub fn drain(&mut self) -> Vec<(Arc<str>, Combined)> {
         self.events = 0;
-        let mut out: Vec<(String, Combined)> = Vec::with_capacity(std::mem::take(&mut self.records));
+        let mut out: Vec<(Arc<str>, Combined)> = Vec::with_capacity(std::mem::take(&mut self.records));
         out.extend(
             self.by_video
                 .drain()
@@ -113,7 +116,7 @@ mod tests {
             out,
             [
                 (
-                    "a".to_string(),
+                    "a".into(),
                     Combined {
                         bucket: 0,
                         count: 3,
@@ -121,7 +124,7 @@ mod tests {
                     }
                 ),
                 (
-                    "a".to_string(),
+                    "a".into(),
                     Combined {
                         bucket: 1,
                         count: 1,
@@ -129,7 +132,7 @@ mod tests {
                     }
                 ),
                 (
-                    "b".to_string(),
+                    "b".into(),
                     Combined {
                         bucket: 0,
                         count: 1,
