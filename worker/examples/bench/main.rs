@@ -187,8 +187,8 @@ async fn main() {
     print_latency(&l, 1);
     let two = latency::measure(half, (a.latency_warmup, a.latency_seconds), a.ids, "100ms", 2).await;
     print_latency(&two, 2);
-    // Below half the rate: where the p99 stays within 250 ms here.
-    let mut within_250ms: Option<f64> = None;
+    // Half the rate and below: the highest rate whose p99 stays within 250 ms here.
+    let mut within_250ms: Option<f64> = (l.p99_ms <= 250.0).then_some(l.rate);
     for share in [0.25, 0.1, 0.05] {
         let lower = latency::measure(
             default.rate() * share,
