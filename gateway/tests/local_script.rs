@@ -40,7 +40,8 @@ impl Local {
         );
         let app = unique_name("local-sh");
         let worker_port = free_port();
-        let mut child = Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .arg(SCRIPT)
             .env("LOCAL_BIN", bin)
             .env("LOCAL_DIR", dir.path())
@@ -53,9 +54,18 @@ impl Local {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .expect("running scripts/local.sh");
+            .process_group(0);
+        // A terminal's shell starts the script with SIGINT at its default; a
+        // test run started in the background (`make test &`) hands it down
+        // ignored, and bash cannot trap a signal ignored on entry.
+        // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().expect("running scripts/local.sh");
         let (tx, lines) = mpsc::channel();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
