@@ -297,6 +297,27 @@ mod tests {
     }
 
     #[test]
+    fn on_update_emits_a_window_that_expires_in_the_same_commit_but_does_not_keep_it() {
+        let specs = specs();
+        // Stream time 40 expires [0,10) (10 + 2 + 20 = 32); [30,40) stays open.
+        let mut i = input(&specs, EmitMode::OnUpdate, Some(31), Some(40));
+        i.updated = vec![wc(0, "a", 4), wc(30, "a", 2)];
+        let plan = plan_commit(i);
+        let mut emitted = outputs(&plan);
+        emitted.sort_by_key(|w| w.id.start);
+        assert_eq!(emitted, [wc(0, "a", 4), wc(30, "a", 2)]);
+        assert_eq!(plan.store_puts, [wc(30, "a", 2)]);
+        assert_eq!(
+            plan.changelog_puts().cloned().collect::<Vec<_>>(),
+            [wc(30, "a", 2)]
+        );
+        assert!(
+            plan.changelog
+                .contains(&ChangelogChange::Delete(wc(0, "a", 0).id))
+        );
+    }
+
+    #[test]
     fn nothing_changes_when_stream_time_stands_still() {
         let specs = specs();
         let plan = plan_commit(input(&specs, EmitMode::OnWindowClose, Some(50), Some(50)));
