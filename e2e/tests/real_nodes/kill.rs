@@ -4,7 +4,7 @@
 //! new one at once, while the old process may still be running: the
 //! zombie the transactional fencing is for). The counts stay exact.
 
-use crate::load::{Load, assert_counts_exact, doubled_stage};
+use crate::load::{Load, assert_counts_exact, rekeyed_twice};
 use crate::support::{Deployment, pod_name};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -56,6 +56,11 @@ const LIKES_PER_SECOND: u64 = 1_000;
 #[test]
 fn workers_killed_at_random_under_load_lose_and_double_nothing() {
     let mut d = Deployment::install("kill");
+    // Kills in a row can stall an input partition past the example's 10 s
+    // grace while the others advance the counting partitions' stream time:
+    // its likes would then be dropped as late, by design (README, Windows).
+    // A longer grace keeps every like countable, so every count must be exact.
+    d.counter["spec"]["grace"] = serde_json::Value::from("3m");
     d.apply_counter(WORKERS);
     d.wait_ready(WORKERS, Duration::from_secs(180));
     let seed = std::env::var("VIDEOCOUNTER_KILL_SEED")
@@ -107,7 +112,7 @@ fn workers_killed_at_random_under_load_lose_and_double_nothing() {
         format!(
             "seed {seed}; late likes: {}\n{}\nall worker logs: {}\n{}",
             d.late_events(),
-            doubled_stage(&d.repartition_topic(), &d.windows, &sent.expected),
+            rekeyed_twice(&d.repartition_topic(), &d.windows, &sent.expected),
             d.save_worker_logs(),
             d.worker_logs(40)
         )
