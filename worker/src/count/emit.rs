@@ -22,6 +22,19 @@ pub struct WindowCount {
     pub count: u64,
 }
 
+/// For tests: the count of `video_id`'s window of the first size starting at `start`.
+#[cfg(test)]
+pub fn test_count(start: i64, video_id: &str, count: u64) -> WindowCount {
+    WindowCount {
+        id: WindowId {
+            window: 0,
+            start,
+            video_id: video_id.into(),
+        },
+        count,
+    }
+}
+
 /// The time ranges one commit moves past, per window size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowRanges {
@@ -169,20 +182,10 @@ pub fn plan_commit(input: CommitInput<'_>) -> CommitPlan {
 mod tests {
     use super::*;
     use crate::count::window::test_window;
+    use test_count as wc;
 
     fn specs() -> Vec<CountWindow> {
         vec![test_window(10, 2, 20)]
-    }
-
-    fn wc(start: i64, id: &str, count: u64) -> WindowCount {
-        WindowCount {
-            id: WindowId {
-                window: 0,
-                start,
-                video_id: id.into(),
-            },
-            count,
-        }
     }
 
     fn outputs(plan: &CommitPlan) -> Vec<WindowCount> {

@@ -1,22 +1,11 @@
 //! The partition store: plans and their checkpoints, write-backs, restores
 //! from changelog records, and the sequence of changelog batches.
 use super::*;
-use crate::count::emit::CommitPlan;
+use crate::count::emit::{CommitPlan, test_count as wc};
 use crate::count::window::test_window;
 
 fn specs() -> Arc<[CountWindow]> {
     vec![test_window(10, 0, 20)].into()
-}
-
-fn wc(start: i64, id: &str, count: u64) -> WindowCount {
-    WindowCount {
-        id: WindowId {
-            window: 0,
-            start,
-            video_id: id.into(),
-        },
-        count,
-    }
 }
 
 #[test]
